@@ -1,0 +1,23 @@
+"""Shared fixtures: where the real sample data lives, and skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+# The real samples sit beside the repository (../shared/realdata); KPOSE_REALDATA overrides.
+REALDATA = Path(os.environ.get("KPOSE_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """Folder of real COCO/MPII/LSP/LSPET samples; skips the test when it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real sample data not found at {REALDATA} (expected ../shared/realdata "
+                    "beside the repository, or set KPOSE_REALDATA)")
+    return REALDATA
