@@ -1,0 +1,234 @@
+"""The tf.data input pipeline: records -> (images, targets) batches for ``model.fit``.
+
+Per sample: read and decode the image, build the image -> input affine matrix of the
+top-down crop (with random flip, rotation, scale and shift when training), warp the
+image and move the joints with that one matrix, swap left/right joints on a flip.
+Per batch: colour jitter and the targets (belief maps or normalised coordinates).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from kpose.data.augment import NO_AUGMENTATION, Augmentation, jitter_colour, sample_augmentation
+from kpose.data.records import PoseRecord
+from kpose.data.targets import belief_maps, coordinate_targets
+from kpose.data.transforms import apply_matrix, augmentation_matrix, warp_image
+from kpose.data.verify import find_unreadable_images
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["make_dataset", "TARGETS"]
+
+TARGETS = ("belief_maps", "coords", "none")
+
+
+def make_dataset(
+    records: Sequence[PoseRecord],
+    skeleton: Skeleton | str,
+    *,
+    input_size: int | tuple[int, int] = 256,
+    target: str = "belief_maps",
+    training: bool = False,
+    batch_size: int = 16,
+    seed: int = 0,
+    sigma: float = 1.0,
+    stride: int = 8,
+    num_stages: int | None = None,
+    margin: float = 1.25,
+    augmentation: Augmentation | None = None,
+    shuffle: bool | None = None,
+    drop_remainder: bool | None = None,
+    cache: bool = False,
+    with_meta: bool = False,
+    verify_images: bool = False,
+    skip_corrupt: bool = False,
+) -> tf.data.Dataset:
+    """Build a batched ``tf.data.Dataset`` of ``(images, targets)`` ready for ``model.fit``.
+
+    Args:
+        records: persons to serve; all must follow ``skeleton``.
+        skeleton: the records' :class:`~kpose.skeletons.Skeleton` (or its name).
+        input_size: model input ``size`` or ``(height, width)`` in pixels.
+        target: ``"belief_maps"`` (CPM), ``"coords"`` (DeepPose) or ``"none"``.
+        training: augment, shuffle and drop the last partial batch.
+        batch_size: samples per batch (the global batch under a distribution strategy).
+        seed: seeds shuffling and augmentation; the same seed gives the same batches.
+        sigma: belief-map Gaussian standard deviation, in belief-map pixels.
+        stride: input pixels per belief-map pixel.
+        num_stages: with ``target="belief_maps"``, repeat the maps for a model with this
+            many outputs named ``stage_1`` ... ``stage_T`` (a dict of targets).
+        margin: the person box is enlarged by this factor before cropping.
+        augmentation: random ranges; defaults to :class:`Augmentation()` when training and
+            none otherwise.
+        shuffle: defaults to ``training``.
+        drop_remainder: defaults to ``training`` (static batch shapes for TPUs).
+        cache: keep decoded images in memory after the first epoch (small data sets).
+        with_meta: yield a third element, a dict with ``index`` ``(B,)`` (position in
+            ``records``), ``image_to_input`` ``(B, 3, 3)`` and ``keypoints`` ``(B, K, 3)`` in
+            input pixels, for evaluation loops (not for ``model.fit``, which would take it
+            for sample weights).
+        verify_images: decode every image once with Pillow before building the data set
+            and report unreadable files by path (slow for large data sets).
+        skip_corrupt: with ``verify_images``, drop unreadable images with a warning instead
+            of raising.
+
+    Returns:
+        A dataset of ``(images, targets)`` (or ``(images, targets, meta)``):
+
+        - ``images``: ``(B, H, W, 3)`` float32 RGB in 0..255.
+        - ``targets`` for ``"belief_maps"``: ``(B, H/stride, W/stride, K + 1)`` float32 (see
+          :func:`kpose.data.targets.belief_maps`), or a dict of them per stage; for
+          ``"coords"``: ``(B, K, 3)`` ``(x_n, y_n, weight)`` (see
+          :func:`kpose.data.targets.coordinate_targets`); for ``"none"``: the keypoints
+          ``(B, K, 3)`` in input pixels.
+    """
+    skeleton = get_skeleton(skeleton)
+    size = _input_size(input_size)
+    records = _check_records(records, skeleton)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if target == "belief_maps":
+        if size[0] % stride or size[1] % stride:
+            raise ValueError(f"input_size {size} must be divisible by stride {stride} "
+                             "for belief-map targets")
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive (belief-map pixels), got {sigma}")
+    if num_stages is not None and (target != "belief_maps" or num_stages < 1):
+        raise ValueError("num_stages needs target='belief_maps' and a value >= 1, "
+                         f"got num_stages={num_stages!r} with target={target!r}")
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    if verify_images:
+        records = _drop_unreadable(records, skip_corrupt)
+
+    augmentation = augmentation if augmentation is not None else (
+        Augmentation() if training else NO_AUGMENTATION)
+    shuffle = training if shuffle is None else shuffle
+    drop_remainder = training if drop_remainder is None else drop_remainder
+
+    columns = {
+        "index": np.arange(len(records), dtype=np.int64),
+        "path": np.array([r.image_path for r in records]),
+        "box": np.array([r.box for r in records], np.float32),
+        "keypoints": np.stack([r.keypoints for r in records]).astype(np.float32),
+    }
+    flip_permutation = tf.constant(skeleton.flip_permutation, tf.int32)
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    autotune = tf.data.AUTOTUNE
+    if cache:
+        dataset = dataset.map(_decode, num_parallel_calls=autotune).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    if not cache:
+        dataset = dataset.map(_decode, num_parallel_calls=autotune)
+    # One independent stateless seed per sample, new every epoch, fixed by `seed`.
+    sample_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip(dataset, sample_seeds)
+
+    def crop(sample, sample_seed):
+        params = sample_augmentation(augmentation, tf.stack([sample_seed, sample["index"]]))
+        matrix = augmentation_matrix(
+            sample["box"], size, margin=margin, rotation_deg=params["rotation_deg"],
+            scale=params["scale"], shift=params["shift"], flip=params["flip"])
+        image = warp_image(sample["image"], matrix, size)
+        keypoints = apply_matrix(matrix, sample["keypoints"])
+        keypoints = tf.cond(params["flip"],
+                            lambda: tf.gather(keypoints, flip_permutation),
+                            lambda: keypoints)
+        # Unlabelled joints stay at (0, 0, 0) whatever the matrix did to them.
+        keypoints = keypoints * tf.cast(keypoints[:, 2:3] > 0, tf.float32)
+        colour = tf.stack([params["brightness"], params["contrast"], params["saturation"]])
+        return {"image": image, "keypoints": keypoints, "image_to_input": matrix,
+                "colour": colour, "index": sample["index"]}
+
+    dataset = dataset.map(crop, num_parallel_calls=autotune)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
+                            num_parallel_calls=autotune)
+
+    jitter = training and augmentation != NO_AUGMENTATION
+
+    def finish(batch):
+        images = batch["image"]
+        if jitter:
+            colour = batch["colour"]
+            images = jitter_colour(images, colour[:, 0], colour[:, 1], colour[:, 2])
+        keypoints = batch["keypoints"]
+        if target == "belief_maps":
+            maps = belief_maps(keypoints, size, stride=stride, sigma=sigma)
+            targets = maps if num_stages is None else {
+                f"stage_{t}": maps for t in range(1, num_stages + 1)}
+        elif target == "coords":
+            targets = coordinate_targets(keypoints, size)
+        else:
+            targets = keypoints
+        if with_meta:
+            meta = {"index": batch["index"], "image_to_input": batch["image_to_input"],
+                    "keypoints": keypoints}
+            return images, targets, meta
+        return images, targets
+
+    dataset = dataset.map(finish, num_parallel_calls=autotune)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(autotune)
+
+
+def _decode(sample: dict) -> dict:
+    data = tf.io.read_file(sample["path"])
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return {**sample, "image": image}
+
+
+def _input_size(input_size) -> tuple[int, int]:
+    if isinstance(input_size, (int, np.integer)):
+        size = (int(input_size), int(input_size))
+    else:
+        try:
+            size = tuple(int(s) for s in input_size)
+        except TypeError:
+            raise ValueError(f"input_size must be an int or (height, width), "
+                             f"got {input_size!r}") from None
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"input_size must be a positive int or (height, width), "
+                         f"got {input_size!r}")
+    return size
+
+
+def _check_records(records, skeleton: Skeleton) -> list[PoseRecord]:
+    records = list(records)
+    if not records:
+        raise ValueError("records is empty: there is nothing to build a data set from")
+    for i, record in enumerate(records):
+        if not isinstance(record, PoseRecord):
+            raise ValueError(f"records[{i}] is a {type(record).__name__}, expected PoseRecord")
+        if record.keypoints.shape[0] != skeleton.num_joints:
+            raise ValueError(
+                f"records[{i}] ({record.image_path}) has {record.keypoints.shape[0]} joints "
+                f"but skeleton {skeleton.name!r} has {skeleton.num_joints}")
+        if record.skeleton != skeleton.name:
+            raise ValueError(f"records[{i}] ({record.image_path}) follows skeleton "
+                             f"{record.skeleton!r}, not {skeleton.name!r}")
+    return records
+
+
+def _drop_unreadable(records: list[PoseRecord], skip: bool) -> list[PoseRecord]:
+    bad = find_unreadable_images(sorted({r.image_path for r in records}))
+    if not bad:
+        return records
+    listing = "\n".join(f"  {path}: {reason}" for path, reason in list(bad.items())[:10])
+    more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+    if not skip:
+        raise ValueError(f"{len(bad)} image(s) cannot be decoded:\n{listing}{more}\n"
+                         "Pass skip_corrupt=True to leave them out.")
+    warnings.warn(f"skipping {len(bad)} unreadable image(s):\n{listing}{more}", stacklevel=3)
+    kept = [r for r in records if r.image_path not in bad]
+    if not kept:
+        raise ValueError("no readable image is left after skipping the corrupt ones")
+    return kept

@@ -1,0 +1,50 @@
+"""Find images that cannot be decoded, before TensorFlow meets them mid-epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+__all__ = ["find_unreadable_images"]
+
+
+def find_unreadable_images(paths: Sequence[str], *, progress: bool = True) -> dict[str, str]:
+    """Decode every image fully with Pillow and collect the ones that fail.
+
+    Args:
+        paths: image files.
+        progress: show a progress bar on standard output for long lists.
+
+    Returns:
+        ``{path: reason}`` for every file that is missing, truncated or not an image.
+    """
+    bar = None
+    if progress and len(paths) > 200:
+        from keras.utils import Progbar
+
+        bar = Progbar(len(paths), unit_name="image")
+    bad: dict[str, str] = {}
+    with ThreadPoolExecutor() as pool:
+        for i, (path, reason) in enumerate(zip(paths, pool.map(_decode_error, paths))):
+            if reason is not None:
+                bad[path] = reason
+            if bar is not None and (i + 1) % 100 == 0:
+                bar.update(i + 1)
+    if bar is not None:
+        bar.update(len(paths), finalize=True)
+    return bad
+
+
+def _decode_error(path: str) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.load()  # full decode: catches truncated files, not just bad headers
+            if image.mode not in ("RGB", "L", "RGBA", "P", "CMYK", "LA", "I;16", "I"):
+                return f"unsupported image mode {image.mode}"
+    except FileNotFoundError:
+        return "file not found"
+    except Exception as error:  # Pillow raises many types for bad data
+        return f"{type(error).__name__}: {error}"
+    return None
