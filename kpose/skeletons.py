@@ -30,7 +30,8 @@ class Skeleton:
             torso-normalised PCK (DeepPose: left shoulder to right hip).
         head: ``(a, b)`` joints whose distance is the head segment used by PCKh when no
             head box is given.
-        oks_sigmas: ``K`` per-joint falloff constants ``k_i`` of the OKS formula.
+        oks_sigmas: ``K`` per-joint standard deviations ``sigma_i`` of COCO's OKS (its
+            falloff constant is ``k_i = 2 sigma_i``, relative to the object scale).
         bones: joint pairs drawn as lines by the plotting functions (defaults to the limbs).
     """
 

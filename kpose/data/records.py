@@ -96,8 +96,9 @@ def box_from_keypoints(keypoints: np.ndarray, image_size: tuple[int, int] | None
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     # A single joint, or collinear joints, still needs an area: use the larger side.
+    # A single joint gives no extent at all; such a box is at least 1 px on each side.
     side = max(x1 - x0, y1 - y0, 1.0)
-    w, h = max(x1 - x0, 0.1 * side), max(y1 - y0, 0.1 * side)
+    w, h = max(x1 - x0, 0.1 * side, 1.0), max(y1 - y0, 0.1 * side, 1.0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
     x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
