@@ -223,3 +223,16 @@ def test_corrupt_image_is_reported_by_path_and_can_be_skipped(tmp_path):
                                skip_corrupt=True, batch_size=4)
     images, _ = next(iter(dataset))
     assert images.shape[0] == 1
+
+
+def test_cached_pipeline_serves_the_same_batches(tmp_path):
+    records = [_blob_record(tmp_path, f"d{i}.png", at=(60.0 + 5 * i, 50.0)) for i in range(5)]
+    kwargs = dict(input_size=64, training=True, batch_size=2, seed=9)
+    plain = [x.numpy() for x, _ in make_dataset(records, COCO_17, **kwargs)]
+    cached = make_dataset(records, COCO_17, cache=True, **kwargs)
+    for _ in range(2):  # the second pass reads from the cache
+        batches = [x.numpy() for x, _ in cached]
+    assert len(batches) == len(plain) == 2  # training drops the partial batch
+    for a, b in zip(plain, [x.numpy() for x, _ in make_dataset(records, COCO_17, cache=True,
+                                                                **kwargs)]):
+        np.testing.assert_array_equal(a, b)
