@@ -25,6 +25,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                                          dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
+    # mkstemp makes an owner-only file; give the result the permissions a plain open()
+    # would have given it (0666 minus the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     try:
         yield temporary
         os.replace(temporary, path)

@@ -38,3 +38,15 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "new"
     assert [p.name for p in target.parent.iterdir()] == ["model.json"]
+
+
+def test_atomic_path_gives_ordinary_file_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.json") as temporary:
+            temporary.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

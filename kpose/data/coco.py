@@ -12,13 +12,13 @@ Besides COCO itself this reads OCHuman (same 17 joints) and, given a matching
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from kpose.data.annotation_files import load_json
 from kpose.data.images import check_images_exist, image_sizes
 from kpose.data.records import PoseRecord, box_from_keypoints
 from kpose.skeletons import COCO_17, Skeleton, get_skeleton
@@ -90,14 +90,7 @@ def read_coco(annotation_json: str | os.PathLike, image_dir: str | os.PathLike |
 
 
 def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a JSON file (expected COCO person keypoints): "
-                         f"{err}") from None
+    data = load_json(path, "COCO person keypoints")
     if not isinstance(data, dict):
         raise ValueError(
             f"{path}: expected a COCO object with 'images' and 'annotations', got a JSON "

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
+from kpose.data.annotation_files import load_mat
 from kpose.data.images import check_images_exist, image_sizes
 from kpose.data.records import PoseRecord, box_from_keypoints
 from kpose.skeletons import FLIC
@@ -95,18 +95,8 @@ def read_flic(examples_mat: str | os.PathLike, image_dir: str | os.PathLike | No
 
 
 def _load_examples(path: Path) -> list:
-    if not path.is_file():
-        raise FileNotFoundError(f"FLIC examples file not found: {path}")
-    try:
-        mat = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)
-    except Exception as err:  # scipy raises several types for non-MAT input
-        raise ValueError(f"{path} is not a MATLAB .mat file (expected FLIC's examples.mat): "
-                         f"{err}") from None
-    if "examples" not in mat:
-        variables = sorted(k for k in mat if not k.startswith("__"))
-        raise ValueError(f"{path}: variable 'examples' not found (variables: {variables}); "
-                         "expected FLIC's examples.mat")
-    examples = mat["examples"]
+    examples = load_mat(path, "FLIC's examples.mat", "examples", struct_as_record=False,
+                        squeeze_me=True)
     # squeeze_me unwraps a one-element struct array.
     examples = list(examples.ravel()) if isinstance(examples, np.ndarray) else [examples]
     for field in ("coords", "filepath"):

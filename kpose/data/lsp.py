@@ -28,8 +28,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
+from kpose.data.annotation_files import load_mat
 from kpose.data.images import check_images_exist, image_sizes
 from kpose.data.records import PoseRecord, box_from_keypoints
 from kpose.skeletons import LSP_14
@@ -129,18 +129,7 @@ def lsp_image_names(count: int, variant: str = "lsp", first_index: int = 1) -> l
 
 
 def _load_joints(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"LSP joints file not found: {path}")
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as err:  # scipy raises several types for non-MAT input
-        raise ValueError(f"{path} is not a MATLAB .mat file (expected LSP/LSPET joints.mat "
-                         f"with variable 'joints'): {err}") from None
-    if "joints" not in mat:
-        variables = sorted(k for k in mat if not k.startswith("__"))
-        raise ValueError(f"{path}: variable 'joints' not found (variables: {variables}); "
-                         "expected an LSP/LSPET joints.mat")
-    joints = mat["joints"]
+    joints = load_mat(path, "an LSP/LSPET joints.mat", "joints")
     if not np.issubdtype(joints.dtype, np.number):
         raise ValueError(f"{path}: 'joints' must be a numeric array, got dtype "
                          f"{joints.dtype}")

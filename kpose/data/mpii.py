@@ -24,13 +24,12 @@ would move its centre).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
+from kpose.data.annotation_files import load_json, load_mat
 from kpose.data.images import check_images_exist, image_sizes
 from kpose.data.records import PoseRecord, box_from_keypoints
 from kpose.skeletons import MPII_16
@@ -106,12 +105,7 @@ def read_mpii(annotation: str | os.PathLike, image_dir: str | os.PathLike | None
 
 
 def _people_from_json(path: Path) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a JSON file (expected the HRNet/mmpose MPII "
-                         f"list): {err}") from None
+    data = load_json(path, "the HRNet/mmpose MPII list")
     if not isinstance(data, list):
         keys = f" with keys {sorted(data)[:8]}" if isinstance(data, dict) else ""
         raise ValueError(f"{path}: expected a JSON list of per-person objects {{image, "
@@ -179,16 +173,8 @@ def _people_from_mat(path: Path, split: str, single_person_only: bool) -> list[d
 
 
 def _load_release(path: Path):
-    try:
-        mat = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)
-    except Exception as err:  # scipy raises several types for non-MAT input
-        raise ValueError(f"{path} is not a MATLAB .mat file (expected MPII's "
-                         f"mpii_human_pose_v1_u12_1.mat): {err}") from None
-    if "RELEASE" not in mat:
-        variables = sorted(k for k in mat if not k.startswith("__"))
-        raise ValueError(f"{path}: variable 'RELEASE' not found (variables: {variables}); "
-                         "expected MPII's mpii_human_pose_v1_u12_1.mat")
-    release = mat["RELEASE"]
+    release = load_mat(path, "MPII's mpii_human_pose_v1_u12_1.mat", "RELEASE",
+                       struct_as_record=False, squeeze_me=True)
     for field in ("annolist", "img_train"):
         if not hasattr(release, field):
             raise ValueError(f"{path}: RELEASE has no field {field!r}; expected the MPII "

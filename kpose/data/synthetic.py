@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from kpose.files import atomic_path
 from kpose.skeletons import COCO_17
 
 __all__ = ["SyntheticConfig", "render_person", "write_synthetic_dataset"]
@@ -221,21 +222,13 @@ def _coco_person_category() -> dict:
 
 
 def _save_jpeg_atomic(image: np.ndarray, path: Path, quality: int) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format="JPEG", quality=quality)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 class _ProgressLine:
