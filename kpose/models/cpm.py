@@ -1,0 +1,255 @@
+"""Convolutional Pose Machines (Wei et al., CVPR 2016) as a Keras functional model.
+
+Stage 1 predicts ``K + 1`` belief maps (joints and background) from local image evidence.
+Every later stage sees image features from one trunk shared by all of them, the previous
+stage's belief maps and a center map, and predicts the maps again; each stage has its
+own output and its own loss (intermediate supervision). Belief maps are at stride 8:
+a 368 x 368 input gives 46 x 46 maps.
+
+Layer numbers are the paper's (Figure 2) unless ``width`` scales them. The paper's pools
+are 2 x 2 with stride 2, which gives stage 1 exactly the 160 x 160 px receptive field it
+quotes, and three 11 x 11 convolutions give stage 2 its 31 x 31 receptive field on the
+stage-1 belief maps (:func:`receptive_field` computes both from the layer specs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+
+from kpose.losses import BeliefMapLoss
+from kpose.models.backbones import MOBILENETV2_ALPHAS, mobilenetv2_features
+from kpose.models.layers import CenterMap, HeatmapDecoder, ImageNormalisation
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
+           "STAGE1_SPEC", "TRUNK_SPEC", "LATER_STAGE_SPEC", "STRIDE", "BACKBONES"]
+
+STRIDE = 8
+BACKBONES = ("cpm", "mobilenetv2")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution of a stage: ``kernel x kernel``, ``filters`` outputs, ReLU."""
+
+    kernel: int
+    filters: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max pooling ``size x size`` with stride ``size``."""
+
+    size: int = 2
+
+
+# The paper's Figure 2 (c) and (d). The last 1x1 conv to K + 1 maps is added per stage.
+STAGE1_SPEC = (Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(9, 128), Pool(),
+               Conv(5, 32), Conv(9, 512), Conv(1, 512))
+TRUNK_SPEC = (Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(5, 32))
+LATER_STAGE_SPEC = (Conv(11, 128), Conv(11, 128), Conv(11, 128), Conv(1, 128))
+
+
+def build_cpm(
+    skeleton: Skeleton | str,
+    *,
+    stages: int = 6,
+    input_size: int | tuple[int, int] = 368,
+    center_map: bool | str = True,
+    width: float = 1.0,
+    backbone: str = "cpm",
+    intermediate_supervision: bool = True,
+    center_sigma: float = 21.0,
+    backbone_weights: str | None = None,
+    learning_rate: float | None = 1e-4,
+) -> keras.Model:
+    """Build (and compile) a Convolutional Pose Machine.
+
+    Args:
+        skeleton: the joints to predict; the model outputs ``K + 1`` maps per stage.
+        stages: number of stages ``T >= 1`` (the paper's best: 6).
+        input_size: ``size`` or ``(height, width)`` in pixels, divisible by 8.
+        center_map: ``True`` builds the paper's center map (a Gaussian of ``center_sigma``
+            px at the crop centre, pooled to stride 8) inside the model, so callers pass
+            only the image; ``"input"`` takes it as a second input ``center_map``
+            ``(B, H, W, 1)`` at input resolution instead; ``False`` leaves it out.
+        width: channel multiplier for every convolution but the ``K + 1`` outputs.
+        backbone: ``"cpm"`` (the paper's) or ``"mobilenetv2"``: a MobileNetV2 trunk cut
+            at stride 8 replaces the stage-1 and shared image-feature trunks, and the
+            later stages use separable 11 x 11 convolutions: the small model for phones
+            and the Edge TPU.
+        intermediate_supervision: ``True`` puts the loss on every stage (paper eq. 5);
+            ``False`` only on the last (the paper's ablation (iv)). Every stage is still
+            an output.
+        center_sigma: center-map Gaussian standard deviation in input pixels.
+        backbone_weights: local weights file for the MobileNetV2 trunk (nothing is
+            downloaded).
+        learning_rate: compile with Adam at this rate and the per-stage
+            :class:`~kpose.losses.BeliefMapLoss`; ``None`` returns the model uncompiled.
+
+    Returns:
+        A functional ``keras.Model`` named ``cpm``: input ``image`` ``(B, H, W, 3)`` float32
+        RGB in 0..255 (and ``center_map`` when asked), outputs ``stage_1`` ... ``stage_T``,
+        each ``(B, H / 8, W / 8, K + 1)``: joint maps in skeleton order, then background.
+    """
+    skeleton = get_skeleton(skeleton)
+    height, width_px = _input_size(input_size)
+    if not isinstance(stages, int) or stages < 1:
+        raise ValueError(f"stages must be an integer >= 1, got {stages!r}")
+    if center_map not in (True, False, "input"):
+        raise ValueError(f"center_map must be True, False or 'input', got {center_map!r}")
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    maps = skeleton.num_joints + 1
+
+    image = keras.Input((height, width_px, 3), name="image")
+    inputs = [image]
+    if backbone == "cpm":
+        scaled = ImageNormalisation(1 / 256, -0.5, name="normalise")(image)
+        stage1_features = _block(STAGE1_SPEC, width, "stage_1")(scaled)
+        trunk_features = _block(TRUNK_SPEC, width, "shared_trunk")(scaled)
+    else:
+        alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
+        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+        features = mobilenetv2_features((height, width_px), alpha=alpha,
+                                        weights=backbone_weights)(scaled)
+        stage1_features = _block((Conv(3, 128), Conv(1, 128)), width, "stage_1")(features)
+        trunk_features = _block((Conv(1, 32),), width, "shared_trunk")(features)
+
+    context = []
+    if center_map is True:
+        context = [CenterMap((height, width_px), STRIDE, center_sigma, name="center_map")(image)]
+    elif center_map == "input":
+        center_input = keras.Input((height, width_px, 1), name="center_map")
+        inputs.append(center_input)
+        context = [keras.layers.AveragePooling2D(STRIDE, name="center_map_pool")(center_input)]
+
+    beliefs = _belief_output(stage1_features, maps, "stage_1")
+    outputs = {"stage_1": beliefs}
+    separable = backbone == "mobilenetv2"
+    for t in range(2, stages + 1):
+        stacked = keras.layers.Concatenate(name=f"stage_{t}_inputs")(
+            [trunk_features, beliefs, *context])
+        features = _block(LATER_STAGE_SPEC, width, f"stage_{t}", separable=separable)(stacked)
+        beliefs = _belief_output(features, maps, f"stage_{t}")
+        outputs[f"stage_{t}"] = beliefs
+
+    model = keras.Model(inputs if len(inputs) > 1 else image, outputs, name="cpm")
+    if learning_rate is not None:
+        compile_cpm(model, learning_rate=learning_rate,
+                    intermediate_supervision=intermediate_supervision)
+    return model
+
+
+def compile_cpm(model: keras.Model, *, learning_rate: float = 1e-4,
+                intermediate_supervision: bool = True, optimizer=None, **compile_kwargs):
+    """Compile a CPM with :class:`BeliefMapLoss` on every stage (or only the last).
+
+    Keras sums the per-output losses, which is the paper's objective (eq. 5).
+    """
+    names = _stage_names(model)
+    supervised = names if intermediate_supervision else names[-1:]
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        loss={name: BeliefMapLoss() for name in supervised},
+        **compile_kwargs,
+    )
+    return model
+
+
+def build_cpm_inference(trained_cpm: keras.Model, *, method: str = "taylor",
+                        beta: float = 40.0) -> keras.Model:
+    """Wrap a trained CPM so it outputs keypoints: image in, ``(B, K, 3)`` out.
+
+    The last stage's belief maps go through :class:`HeatmapDecoder`; exported models built
+    from this return ``(x, y, score)`` in input pixels, not heatmaps.
+
+    Args:
+        trained_cpm: a model from :func:`build_cpm` (or loaded from ``.keras``).
+        method, beta: see :class:`HeatmapDecoder`.
+
+    Returns:
+        A functional model with the same inputs and one output ``keypoints``.
+    """
+    names = _stage_names(trained_cpm)
+    inputs = [keras.Input(t.shape[1:], name=t.name.split(":")[0]) for t in
+              trained_cpm.inputs]
+    outputs = trained_cpm(inputs if len(inputs) > 1 else inputs[0])
+    last = outputs[names[-1]] if isinstance(outputs, dict) else outputs[-1]
+    keypoints = HeatmapDecoder(stride=STRIDE, method=method, beta=beta, name="keypoints")(last)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], keypoints,
+                       name="cpm_keypoints")
+
+
+def receptive_field(spec: Sequence[Conv | Pool]) -> tuple[int, int]:
+    """Receptive field and stride of a chain of layers, in the chain's input pixels.
+
+    Returns ``(size, stride)``: one output pixel sees ``size x size`` input pixels, and
+    neighbouring output pixels are ``stride`` input pixels apart.
+    """
+    size, jump = 1, 1
+    for layer in spec:
+        kernel, step = (layer.kernel, 1) if isinstance(layer, Conv) else (layer.size, layer.size)
+        size += (kernel - 1) * jump
+        jump *= step
+    return size, jump
+
+
+def _block(spec, width: float, name: str, *, separable: bool = False):
+    """The layers of ``spec`` as one callable; convs get ReLU, names ``{name}_convN``."""
+    layers = []
+    conv_index = pool_index = 0
+    for layer in spec:
+        if isinstance(layer, Pool):
+            pool_index += 1
+            layers.append(keras.layers.MaxPooling2D(layer.size, padding="same",
+                                                    name=f"{name}_pool{pool_index}"))
+            continue
+        conv_index += 1
+        filters = max(8, int(round(layer.filters * width)))
+        if separable and layer.kernel > 1:
+            conv = keras.layers.SeparableConv2D(filters, layer.kernel, padding="same",
+                                                activation="relu",
+                                                name=f"{name}_conv{conv_index}")
+        else:
+            conv = keras.layers.Conv2D(filters, layer.kernel, padding="same",
+                                       activation="relu", name=f"{name}_conv{conv_index}")
+        layers.append(conv)
+
+    def apply(x):
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    return apply
+
+
+def _belief_output(features, maps: int, name: str):
+    # Linear 1x1 conv to K + 1 maps; the identity in float32 names the output and keeps
+    # it float32 under mixed precision.
+    beliefs = keras.layers.Conv2D(maps, 1, name=f"{name}_maps")(features)
+    return keras.layers.Activation("linear", dtype="float32", name=name)(beliefs)
+
+
+def _stage_names(model: keras.Model) -> list[str]:
+    names = [n for n in model.output_names if n.startswith("stage_")]
+    if not names:
+        raise ValueError(f"model {model.name!r} has no stage_N outputs; is it a CPM from "
+                         "build_cpm?")
+    return sorted(names, key=lambda n: int(n.split("_")[1]))
+
+
+def _input_size(input_size) -> tuple[int, int]:
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if len(size) != 2 or any(not isinstance(s, int) or s < STRIDE for s in size):
+        raise ValueError(f"input_size must be an int or (height, width) of at least "
+                         f"{STRIDE}, got {input_size!r}")
+    if size[0] % STRIDE or size[1] % STRIDE:
+        raise ValueError(f"input_size {size} must be divisible by the belief-map stride "
+                         f"{STRIDE}")
+    return size
