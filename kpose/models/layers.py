@@ -27,7 +27,9 @@ class HeatmapDecoder(keras.layers.Layer):
     integers) and ``score`` = the map's maximum (about 1 at a confident Gaussian peak,
     about 0 for an empty map).
 
-    Methods (``benchmarks/decoding.py`` measures both on synthetic Gaussians):
+    Methods (``benchmarks/decoding.py`` measures both on 46 x 46 Gaussian maps, sigma 1;
+    mean error in map pixels, interior / border / noise 0.05: arg-max alone 0.40 / 0.39 /
+    0.39, taylor 0.000 / 0.000 / 0.084, soft-argmax at beta 40 0.32 / 0.34 / 0.32):
 
     - ``"taylor"`` (default): arg-max, then the vertex of the parabola through the log
       of the peak and its two neighbours along x and along y (at the border the three
@@ -36,8 +38,8 @@ class HeatmapDecoder(keras.layers.Layer):
       second mode elsewhere in the map does not pull it.
     - ``"soft_argmax"``: integral regression, the mean position under
       ``softmax(beta * map)``. Built only from ops the Edge TPU maps (reshape, softmax,
-      fully connected, reduce-max), at the cost of a bias where the map is not a clean
-      single peak (see the benchmark).
+      fully connected, reduce-max). Over the whole map it is no better than arg-max:
+      a low beta drifts to the centre, a high one loses the sub-pixel part.
 
     Args:
         num_joints: ``K``; ``None`` takes all channels but the last (the background).

@@ -1,0 +1,100 @@
+"""Test-time augmentation for belief-map models: flip averaging and multi-scale merging.
+
+Both run a trained model several times on transformed copies of the input, bring each
+set of belief maps back into the frame of the original input, and average them (CPM,
+section 4.2: "we merge the belief maps from different scales").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["predict_belief_maps", "flip_belief_maps"]
+
+
+def predict_belief_maps(model: Callable, images, skeleton: Skeleton | str, *,
+                        flip: bool = False, scales: Sequence[float] = (1.0,)) -> tf.Tensor:
+    """The model's last-stage belief maps, averaged over flips and scales.
+
+    Args:
+        model: a CPM (or any callable) mapping images ``(B, H, W, 3)`` to belief maps
+            ``(B, h, w, K + 1)``, a list of them, or a dict of ``stage_N`` maps; the last
+            stage is used.
+        images: ``(B, H, W, 3)`` float32 RGB in 0..255.
+        skeleton: the model's skeleton (its flip pairs swap the mirrored maps).
+        flip: also run on the mirrored images and average.
+        scales: zoom factors about the input centre (``> 1`` enlarges the person); the
+            maps of each are resampled back to scale 1 and averaged.
+
+    Returns:
+        ``(B, h, w, K + 1)`` float32; the background channel is recomputed as one minus
+        the largest joint map.
+    """
+    skeleton = get_skeleton(skeleton)
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape.rank != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (B, H, W, 3) RGB, got shape {tuple(images.shape)}")
+    if not scales or any(not s > 0 for s in scales):
+        raise ValueError(f"scales must be positive zoom factors, got {scales!r}")
+    total = None
+    for scale in scales:
+        zoomed = _zoom(images, scale)
+        maps = _last_stage(model(zoomed, training=False))
+        if flip:
+            mirrored = _last_stage(model(zoomed[:, :, ::-1], training=False))
+            maps = 0.5 * (maps + flip_belief_maps(mirrored, skeleton))
+        maps = _zoom(maps, 1.0 / scale)
+        total = maps if total is None else total + maps
+    joints = total[..., :-1] / len(scales)
+    background = 1.0 - tf.reduce_max(joints, axis=-1, keepdims=True)
+    return tf.concat([joints, background], axis=-1)
+
+
+def flip_belief_maps(maps, skeleton: Skeleton | str) -> tf.Tensor:
+    """Mirror belief maps left to right and swap left/right joint channels.
+
+    Maps predicted on a mirrored image become maps of the original image. Input and
+    output are ``(B, h, w, K + 1)``; the background channel keeps its place.
+    """
+    skeleton = get_skeleton(skeleton)
+    maps = tf.convert_to_tensor(maps, tf.float32)
+    if maps.shape[-1] != skeleton.num_joints + 1:
+        raise ValueError(f"belief maps have {maps.shape[-1]} channels, expected "
+                         f"{skeleton.num_joints + 1} for skeleton {skeleton.name!r}")
+    order = list(skeleton.flip_permutation) + [skeleton.num_joints]
+    return tf.gather(maps[:, :, ::-1], order, axis=-1)
+
+
+def _zoom(tensor: tf.Tensor, scale: float) -> tf.Tensor:
+    """Zoom ``(B, H, W, C)`` by ``scale`` about its centre (bilinear, zeros outside)."""
+    if scale == 1.0:
+        return tensor
+    height, width = tensor.shape[1], tensor.shape[2]
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    # Output -> input map: x_in = (x_out - c) / scale + c.
+    inverse = 1.0 / scale
+    transform = tf.constant([[inverse, 0.0, cx * (1 - inverse), 0.0, inverse,
+                              cy * (1 - inverse), 0.0, 0.0]], tf.float32)
+    batch = tf.shape(tensor)[0]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tensor, transforms=tf.tile(transform, [batch, 1]),
+        output_shape=tf.constant([height, width], tf.int32), fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def _last_stage(outputs) -> tf.Tensor:
+    if isinstance(outputs, dict):
+        stages = sorted((k for k in outputs if k.startswith("stage_")),
+                        key=lambda k: int(k.split("_")[1]))
+        if not stages:
+            raise ValueError(f"model outputs {sorted(outputs)} hold no stage_N belief maps")
+        return tf.convert_to_tensor(outputs[stages[-1]], tf.float32)
+    if isinstance(outputs, (list, tuple)):
+        return tf.convert_to_tensor(outputs[-1], tf.float32)
+    return tf.convert_to_tensor(np.asarray(outputs) if not tf.is_tensor(outputs) else outputs,
+                                tf.float32)
