@@ -7,7 +7,7 @@ CPM for the same number of steps from the same seed, then print PCK@0.1 and PCK@
 (torso-normalised) of every stage on the validation split, per joint for the last stage,
 with parameters, FLOPs and the wall time; writes JSON.
 
-    python benchmarks/cpm.py [--steps 600] [--input-size 128] [--width 0.25]
+    python benchmarks/cpm.py [--steps 1500] [--input-size 128] [--width 0.25]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
     parser.add_argument("--synthetic-train", type=int, default=2000)
     parser.add_argument("--synthetic-val", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=600, help="training steps per variant")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps per variant")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--width", type=float, default=0.25)

@@ -65,8 +65,11 @@ def test_later_stages_share_one_image_trunk():
     assert len(trunk) == 2 * 4  # four convolutions, kernel + bias each: one set for 5 stages
 
 
-def test_saves_and_reloads_with_identical_outputs(tmp_path):
-    model = build_cpm(LSP_14, stages=2, input_size=64, width=0.25)
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_saves_and_reloads_with_identical_outputs(tmp_path, batchnorm):
+    model = build_cpm(LSP_14, stages=2, input_size=64, width=0.25, batchnorm=batchnorm)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == (14 if batchnorm else 0)  # stage 1, trunk, stage 2: 6 + 4 + 4 convs
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
     path = tmp_path / "cpm.keras"
     model.save(path)
