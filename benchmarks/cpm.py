@@ -47,7 +47,7 @@ def main() -> int:
     import keras
 
     from kpose.data import make_dataset, read_coco, read_lsp, write_synthetic_dataset
-    from kpose.evaluate import predict_stage_keypoints, stage_pck_report
+    from kpose.evaluation import predict_stage_keypoints, stage_pck_report
     from kpose.models import build_cpm
     from kpose.models.complexity import count_flops
     from kpose.skeletons import COCO_17, LSP_14

@@ -1,8 +1,24 @@
-"""kpose: DeepPose and Convolutional Pose Machines in Keras, from Colab to phones and Edge TPUs."""
+"""kpose: DeepPose and Convolutional Pose Machines in Keras, from Colab to phones and Edge TPUs.
+
+``import kpose`` is light (no TensorFlow); ``kpose.train``, ``kpose.evaluate`` and
+``kpose.predict`` load TensorFlow on first use.
+"""
 
 __version__ = "0.1.0"
 
-from kpose import skeletons  # noqa: E402  (light: no TensorFlow import)
+from importlib import import_module  # noqa: E402
+
+from kpose import skeletons  # noqa: E402
 from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton  # noqa: E402
 
-__all__ = ["__version__", "skeletons", "Skeleton", "COCO_17", "MPII_16", "LSP_14", "FLIC"]
+_LAZY = {"train": "kpose.training", "evaluate": "kpose.evaluation",
+         "predict": "kpose.prediction"}
+
+__all__ = ["__version__", "skeletons", "Skeleton", "COCO_17", "MPII_16", "LSP_14", "FLIC",
+           *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kpose' has no attribute {name!r}")

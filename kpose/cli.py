@@ -1,4 +1,4 @@
-"""The ``kpose`` command line. Subcommands: ``synth`` (more arrive with training and export).
+"""The ``kpose`` command line: ``quickstart``, ``train``, ``evaluate``, ``predict``, ``synth``.
 
 Only this module parses arguments; each subcommand calls the library's public functions.
 """
@@ -48,6 +48,53 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--no-preview", dest="preview", action="store_false",
                        help="do not draw DIR/preview_samples.png and DIR/preview_pipeline.png")
     synth.set_defaults(run=_run_synth)
+
+    from kpose.data.specs import DATA_SPEC_HELP
+
+    quick = commands.add_parser(
+        "quickstart", help="the main job on built-in data: synthetic people, train a small "
+        "CPM, evaluate, predict (no downloads)")
+    quick.add_argument("--out", type=Path, default=Path("kpose_quickstart"),
+                       help="output folder (default kpose_quickstart)")
+    quick.add_argument("--steps", type=int, default=2400, help="training steps (default 2400)")
+    quick.add_argument("--seed", type=int, default=0)
+    quick.set_defaults(run=_run_quickstart)
+
+    fit = commands.add_parser("train", help="train a model into a run folder")
+    fit.add_argument("--model", choices=["cpm"], default="cpm")
+    fit.add_argument("--data", required=True, help=f"training data: {DATA_SPEC_HELP}")
+    fit.add_argument("--val-data", help="held-out data for the validation PCK, same forms")
+    fit.add_argument("--out", required=True, type=Path, help="run folder")
+    fit.add_argument("--backbone", choices=["cpm", "mobilenetv2"], default="cpm")
+    fit.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    fit.add_argument("--epochs", type=int, default=10)
+    fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
+    fit.add_argument("--batch-size", type=int, default=16, help="global batch")
+    fit.add_argument("--input-size", type=int, default=368)
+    fit.add_argument("--stages", type=int, default=6)
+    fit.add_argument("--sigma", type=float, default=1.0, help="belief-map sigma, map px")
+    fit.add_argument("--lr", type=float, default=1e-3,
+                     help="Adam learning rate for a global batch of 16 (scaled linearly)")
+    fit.add_argument("--mixed-precision", action="store_true")
+    fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "tpu"],
+                     default="auto")
+    fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_run_train)
+
+    score = commands.add_parser("evaluate", help="score a model on a data set")
+    score.add_argument("model", help="a .keras file or a run folder")
+    score.add_argument("--data", required=True, help=DATA_SPEC_HELP)
+    score.add_argument("--json", type=Path, help="also write the report as JSON")
+    score.set_defaults(run=_run_evaluate)
+
+    guess = commands.add_parser("predict", help="keypoints for images, as JSON and overlays")
+    guess.add_argument("model", help="a .keras file or a run folder")
+    guess.add_argument("images", nargs="+", type=Path)
+    guess.add_argument("--box", action="append", type=_parse_box,
+                       help="person box x,y,w,h (once per image; default: whole image)")
+    guess.add_argument("--out", type=Path, help="write an overlay PNG per image here")
+    guess.set_defaults(run=_run_predict)
     return parser
 
 
@@ -67,6 +114,113 @@ def _run_synth(args: argparse.Namespace) -> int:
         for path in write_previews(annotations, args.out, seed=args.seed):
             print(f"wrote {path}")
     return 0
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    from kpose.quickstart import quickstart
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    quickstart(args.out, steps=args.steps, seed=args.seed)
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from kpose.training import train
+
+    train(args.model, args.data, val_data=args.val_data, out_dir=args.out, epochs=args.epochs,
+          batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
+          input_size=args.input_size, stages=args.stages, width=args.width,
+          backbone=args.backbone, learning_rate=args.lr, sigma=args.sigma, seed=args.seed,
+          strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume)
+    print(f"wrote {args.out / 'model.keras'}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from kpose.evaluation import evaluate
+
+    report = evaluate(args.model, args.data)
+    print(_report_table(report))
+    if args.json:
+        from kpose.files import atomic_path
+
+        with atomic_path(args.json) as temporary:
+            temporary.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from kpose.prediction import inference_model, load_image, predict
+    from kpose.training import load_run_model
+
+    if args.box is not None and len(args.box) != len(args.images):
+        raise ValueError(f"give one --box per image: {len(args.images)} images, "
+                         f"{len(args.box)} boxes")
+    model, config = load_run_model(args.model)
+    from kpose.skeletons import COCO_17, get_skeleton
+
+    skeleton = get_skeleton(config.skeleton) if config else COCO_17
+    keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box)
+    if keypoints.shape[1] != skeleton.num_joints:
+        raise ValueError(f"the model predicts {keypoints.shape[1]} joints; use a run folder "
+                         "so kpose knows its skeleton")
+    output = [{"image": str(path), "keypoints": [
+        {"joint": name, "x": float(x), "y": float(y), "score": float(score)}
+        for name, (x, y, score) in zip(skeleton.joint_names, found)]}
+        for path, found in zip(args.images, keypoints)]
+    print(json.dumps(output, indent=2))
+    if args.out:
+        from kpose.files import atomic_path
+        from kpose.viz import draw_pose
+
+        for path, found in zip(args.images, keypoints):
+            shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
+            figure = draw_pose(load_image(path), shown, skeleton, scores=np.clip(found[:, 2], 0, 1))
+            target = args.out / f"{path.stem}_pose.png"
+            with atomic_path(target) as temporary:
+                figure.savefig(temporary, dpi=100)
+            print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _parse_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a box is x,y,w,h (four numbers), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"a box needs positive width and height, got {text!r}")
+    return (x, y, w, h)
+
+
+def _report_table(report: dict) -> str:
+    lines = [f"{report['persons']} persons from {report['data']}", "",
+             f"{'stage':10s} {'PCK@0.1':>8s} {'PCK@0.2':>8s}"]
+    for stage, values in report["stages"].items():
+        lines.append(f"{stage:10s} {values['PCK@0.1']:8.3f} {values['PCK@0.2']:8.3f}")
+    final = report["final"]
+    metrics = [name for name in final if name != "COCO"]
+    lines += ["", f"{'joint / part':18s} " + " ".join(f"{m:>9s}" for m in metrics)]
+    parts = {part for m in metrics for part in final[m]["per_part"]}
+    ordered = [p for p in final["PCK@0.2"]["per_part"]] + sorted(
+        parts - set(final["PCK@0.2"]["per_part"]))
+    for part in ordered:
+        cells = [final[m]["per_part"].get(part) for m in metrics]
+        lines.append(f"{part:18s} " + " ".join(
+            f"{'':>9s}" if v is None else f"{v:9.3f}" for v in cells))
+    lines.append(f"{'all':18s} " + " ".join(f"{final[m]['value']:9.3f}" for m in metrics))
+    if "COCO" in final:
+        lines += ["", "COCO keypoints: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in final["COCO"].items())]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,15 @@ __all__ = ["atomic_path"]
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    The temporary file lives in the same folder, so the final ``os.replace`` is atomic on
+    The temporary name ends with ``path``'s own suffix (``.model.k3j2.tmp.keras``), so
+    writers that pick a format from the extension (Keras, Pillow, matplotlib) work. It
+    lives in the same folder, so the final ``os.replace`` is atomic on
     POSIX and Windows. On an exception the temporary file is removed and ``path`` is left
     as it was. The parent folder is created when missing.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
                                          dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)

@@ -1,11 +1,11 @@
-"""Losses: CPM's per-stage belief-map L2 (and, with DeepPose, the masked coordinate L2)."""
+"""Losses: CPM's per-stage belief-map L2; DeepPose's masked coordinate L2 and visibility BCE."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-__all__ = ["BeliefMapLoss"]
+__all__ = ["BeliefMapLoss", "CoordinateL2Loss", "VisibilityLoss"]
 
 
 @keras.saving.register_keras_serializable(package="kpose")
@@ -34,3 +34,66 @@ class BeliefMapLoss(keras.losses.Loss):
                 "model's skeleton")
         difference = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
         return 0.5 * ops.sum(ops.square(difference), axis=(1, 2, 3))
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class CoordinateL2Loss(keras.losses.Loss):
+    """DeepPose's loss (seed 003, eqs. 4-5): squared L2 on normalised joint coordinates,
+    with a per-joint weight that is 0 for unlabelled joints.
+
+    ``y_true`` is ``(B, K, 3)`` ``(x_n, y_n, w)`` as :func:`kpose.data.targets.coordinate_targets`
+    makes them (``make_dataset(target="coords")``); ``y_pred`` is ``(B, K, 2)``. Per sample the
+    loss is ``sum_k w_k * ||y_pred_k - y_true_k||^2``, averaged over the batch; computed in
+    float32 whatever the model's compute dtype.
+    """
+
+    def __init__(self, name: str = "coordinate_l2", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if len(true_shape) != 3 or true_shape[-1] != 3:
+            raise ValueError(
+                f"coordinate target must be (B, K, 3) (x_n, y_n, weight) as "
+                f"make_dataset(target='coords') yields, got shape {true_shape}")
+        if len(pred_shape) != 3 or pred_shape[-1] != 2:
+            raise ValueError(f"coordinate prediction must be (B, K, 2), got shape {pred_shape}")
+        if None not in (true_shape[1], pred_shape[1]) and true_shape[1] != pred_shape[1]:
+            raise ValueError(
+                f"coordinate target has {true_shape[1]} joints but the model predicts "
+                f"{pred_shape[1]}; build the targets with the model's skeleton")
+        y_true = ops.cast(y_true, "float32")
+        weight = y_true[..., 2]
+        squared = ops.sum(ops.square(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
+        return ops.sum(weight * squared, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class VisibilityLoss(keras.losses.Loss):
+    """Binary cross-entropy on per-joint visibility logits (seed 003's ``(x, y, v)`` model).
+
+    ``y_pred`` is ``(B, K)`` logits. ``y_true`` is ``(B, K)`` in {0, 1}, or the ``(B, K, 3)``
+    coordinate target, whose weight column (1 = labelled) is then the label. Averaged over
+    joints and batch; float32.
+    """
+
+    def __init__(self, name: str = "visibility_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if len(pred_shape) != 2:
+            raise ValueError(f"visibility prediction must be (B, K) logits, got shape "
+                             f"{pred_shape}")
+        if len(true_shape) == 3 and true_shape[-1] == 3:
+            y_true = y_true[..., 2]
+        elif len(true_shape) != 2:
+            raise ValueError(
+                f"visibility target must be (B, K) labels in {{0, 1}} or the (B, K, 3) "
+                f"coordinate target, got shape {true_shape}")
+        if None not in (y_true.shape[1], pred_shape[1]) and y_true.shape[1] != pred_shape[1]:
+            raise ValueError(f"visibility target has {y_true.shape[1]} joints but the model "
+                             f"predicts {pred_shape[1]}")
+        bce = ops.binary_crossentropy(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"),
+                                      from_logits=True)
+        return ops.mean(bce, axis=-1)

@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kpose.data import PoseRecord
-from kpose.evaluate import predict_stage_keypoints, stage_pck_report
+from kpose.evaluation import predict_stage_keypoints, stage_pck_report
 from kpose.models.complexity import count_flops
 from kpose.skeletons import Skeleton
 

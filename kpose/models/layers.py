@@ -1,6 +1,7 @@
-"""Custom Keras layers shared by the models: belief-map decoding and the CPM center map.
+"""Custom Keras layers shared by the models: belief-map decoding, the CPM center map, and
+DeepPose's in-graph joint crops and refinement steps.
 
-Both are registered for ``.keras`` serialisation and run inside exported models.
+All are registered for ``.keras`` serialisation and run inside exported models.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from kpose.data.refiner_data import joint_boxes
+
 __all__ = ["HeatmapDecoder", "CenterMap", "ImageNormalisation", "DECODING_METHODS",
-           "center_map"]
+           "center_map", "JointCrops", "JointBoxes", "RefineJoints",
+           "LocalResponseNormalisation", "CaffeNormalisation"]
 
 DECODING_METHODS = ("taylor", "soft_argmax")
 
@@ -209,3 +213,267 @@ def _parabola_vertex(left, centre, right):
     peaked = curvature < -1e-6
     offset = 0.5 * (left - right) / ops.where(peaked, curvature, -1.0)
     return ops.where(peaked, ops.clip(offset, -1.5, 1.5), 0.0)
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class JointCrops(keras.layers.Layer):
+    """Crop and resize one box per joint with TFLite builtin ops only.
+
+    The same numbers as ``tf.image.crop_and_resize`` (bilinear, align-corners sampling,
+    ``extrapolation_value`` outside the image), which is not a TFLite builtin (it needs
+    Flex ops, which int8 and the Edge TPU cannot run). Bilinear sampling is separable: a
+    crop is ``Wy @ image @ Wx^T`` with tent weights ``relu(1 - |grid - coordinate|)``, so it
+    is two batched matrix products per image.
+
+    Inputs ``[images, boxes]``:
+
+    - ``images``: ``(B, H, W, C)`` float (static ``H, W >= 2`` and ``C``).
+    - ``boxes``: ``(B, K, 4)`` float ``(y1, x1, y2, x2)`` in ``crop_and_resize``'s frame:
+      row ``y1 * (H - 1)`` (so 0 and 1 are the centres of the first and last pixel rows),
+      the first crop row samples ``y1`` and the last ``y2``; likewise for x. Use
+      :func:`kpose.data.refiner_data.joint_boxes` for boxes around points.
+
+    Output ``(B * K, h, w, C)`` float32: the crop of box ``k`` of image ``b`` is row
+    ``b * K + k``, the order of ``crop_and_resize`` with ``box_indices = [0]*K + [1]*K ...``.
+
+    Args:
+        crop_size: ``h`` or ``(h, w)`` in pixels.
+        extrapolation_value: value of samples outside the image.
+    """
+
+    def __init__(self, crop_size, extrapolation_value: float = 0.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        size = (crop_size, crop_size) if isinstance(crop_size, (int, np.integer)) else crop_size
+        size = tuple(int(s) for s in size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"JointCrops crop_size must be a positive int or (h, w), got "
+                             f"{crop_size!r}")
+        self.crop_size = size
+        self.extrapolation_value = float(extrapolation_value)
+
+    def build(self, input_shape):
+        image_shape, box_shape = (tuple(s) for s in input_shape)
+        if len(image_shape) != 4 or None in image_shape[1:]:
+            raise ValueError(f"JointCrops: images must be (B, H, W, C) with static H, W, C, "
+                             f"got shape {image_shape}")
+        if min(image_shape[1:3]) < 2:
+            raise ValueError(f"JointCrops: images must be at least 2 x 2 px, got {image_shape}")
+        if len(box_shape) != 3 or box_shape[-1] != 4 or box_shape[1] is None:
+            raise ValueError(f"JointCrops: boxes must be (B, K, 4) (y1, x1, y2, x2) with a "
+                             f"static K, got shape {box_shape}")
+
+    def call(self, inputs):
+        images, boxes = inputs
+        for name, tensor in (("images", images), ("boxes", boxes)):
+            dtype = keras.backend.standardize_dtype(tensor.dtype)
+            if not (dtype.startswith("float") or dtype.startswith("int")
+                    or dtype.startswith("uint") or dtype == "bfloat16"):
+                raise ValueError(f"JointCrops: {name} must be a real number tensor, got "
+                                 f"dtype {dtype}")
+        _, height, width, channels = images.shape
+        joints = boxes.shape[1]
+        crop_h, crop_w = self.crop_size
+        batch = ops.shape(images)[0]
+        images = ops.cast(images, "float32")
+        boxes = ops.cast(boxes, "float32")
+        wy, inside_y = _tent_weights(boxes[..., 0], boxes[..., 2], height, crop_h)
+        wx, inside_x = _tent_weights(boxes[..., 1], boxes[..., 3], width, crop_w)
+        # Rows first: (B, K*h, H) @ (B, H, W*C) -> (B, K*h, W*C).
+        rows = ops.matmul(ops.reshape(wy, (batch, joints * crop_h, height)),
+                          ops.reshape(images, (batch, height, width * channels)))
+        rows = ops.reshape(rows, (batch * joints, crop_h, width, channels))
+        rows = ops.reshape(ops.transpose(rows, (0, 2, 1, 3)),
+                           (batch * joints, width, crop_h * channels))
+        # Then columns: (B*K, w, W) @ (B*K, W, h*C) -> (B*K, w, h*C).
+        crops = ops.matmul(ops.reshape(wx, (batch * joints, crop_w, width)), rows)
+        crops = ops.transpose(ops.reshape(crops, (batch * joints, crop_w, crop_h, channels)),
+                              (0, 2, 1, 3))
+        if self.extrapolation_value != 0.0:
+            inside = (ops.reshape(inside_y, (batch * joints, crop_h, 1, 1))
+                      * ops.reshape(inside_x, (batch * joints, 1, crop_w, 1)))
+            crops = crops + (1.0 - inside) * self.extrapolation_value
+        return crops
+
+    def compute_output_shape(self, input_shape):
+        image_shape, box_shape = input_shape
+        batch = None if image_shape[0] is None or box_shape[1] is None else (
+            image_shape[0] * box_shape[1])
+        return (batch, *self.crop_size, image_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "crop_size": self.crop_size,
+                "extrapolation_value": self.extrapolation_value}
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class JointBoxes(keras.layers.Layer):
+    """DeepPose's refinement boxes around the joints of a pose estimate.
+
+    Box ``i`` is centred on joint ``i`` and has side ``sigma * diam(y)``, where ``diam`` is
+    the distance between the two ``torso`` joints of the estimate ``y`` (in pixels, at
+    least 1 px so a collapsed estimate still gives a box).
+
+    Input ``(B, K, 2)`` joints in normalised coordinates of an image of ``image_size``
+    (kpose's frame: ``(u - (W - 1) / 2) / W``). Output ``(B, K, 4)`` float32 boxes for
+    :class:`JointCrops` (see :func:`kpose.data.refiner_data.joint_boxes`): crop ``i`` then
+    has the normalised frame ``(p - y_i) / side``.
+
+    Args:
+        image_size: ``(height, width)`` of the image the crops are cut from.
+        crop_size: side of the crops in pixels.
+        torso: the two torso joint indices.
+        sigma: box side in torso diameters.
+    """
+
+    def __init__(self, image_size, crop_size: int, torso, sigma: float, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.image_size = tuple(int(s) for s in image_size)
+        self.crop_size = int(crop_size)
+        self.torso = tuple(int(t) for t in torso)
+        self.sigma = float(sigma)
+
+    def call(self, keypoints):
+        centres, sides = _refinement_geometry(keypoints, self.image_size, self.torso,
+                                              self.sigma)
+        return joint_boxes(centres, sides[:, None], self.image_size, self.crop_size)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], 4)
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size,
+                "crop_size": self.crop_size, "torso": self.torso, "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class RefineJoints(keras.layers.Layer):
+    """A DeepPose refinement step: ``y_i <- y_i + side * d_i`` for every joint ``i``.
+
+    One refiner network serves all joints: it runs on each joint's crop and predicts all
+    ``K`` joints; for the crop of joint ``i`` only its prediction for joint ``i`` is used.
+
+    Inputs ``[keypoints, displacements]``:
+
+    - ``keypoints``: ``(B, K, 2)`` the previous stage's joints, normalised to the image.
+    - ``displacements``: ``(B * K, K, 2)`` the refiner's outputs on the crops of
+      :class:`JointCrops` (row ``b * K + i`` is the crop of joint ``i`` of image ``b``), in
+      each crop's normalised frame.
+
+    Output ``(B, K, 2)`` float32 refined joints, normalised to the image. ``image_size``,
+    ``torso`` and ``sigma`` must be those of the :class:`JointBoxes` that cut the crops.
+    """
+
+    def __init__(self, image_size, torso, sigma: float, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.image_size = tuple(int(s) for s in image_size)
+        self.torso = tuple(int(t) for t in torso)
+        self.sigma = float(sigma)
+
+    def call(self, inputs):
+        keypoints, displacements = inputs
+        joints = keypoints.shape[1]
+        keypoints = ops.cast(keypoints, "float32")
+        displacements = ops.reshape(ops.cast(displacements, "float32"), (-1, joints, joints, 2))
+        # The diagonal: crop i's prediction for joint i (a mask and a sum, both builtins).
+        own = ops.sum(displacements * np.eye(joints, dtype="float32")[None, :, :, None], axis=2)
+        centres, sides = _refinement_geometry(keypoints, self.image_size, self.torso,
+                                              self.sigma)
+        refined = centres + own * sides[:, None, None]
+        height, width = self.image_size
+        return _pixels_to_normalised(refined, height, width)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "torso": self.torso,
+                "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class LocalResponseNormalisation(keras.layers.Layer):
+    """AlexNet's local response normalisation across channels.
+
+    ``b_c = a_c / (bias + alpha * sum_{|c' - c| <= depth_radius} a_{c'}^2) ^ beta`` (the
+    definition of ``tf.nn.local_response_normalization``; AlexNet: radius 2, i.e. n = 5,
+    bias 2, alpha 1e-4, beta 0.75). The windowed sum is a product with a constant banded
+    matrix, which converts to TFLite builtins. Input and output ``(B, H, W, C)``.
+    """
+
+    def __init__(self, depth_radius: int = 2, bias: float = 2.0, alpha: float = 1e-4,
+                 beta: float = 0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius = int(depth_radius)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        index = np.arange(channels)
+        self._band = (np.abs(index[:, None] - index[None, :]) <= self.depth_radius
+                      ).astype("float32")
+
+    def call(self, inputs):
+        window = ops.matmul(ops.square(inputs), ops.cast(self._band, inputs.dtype))
+        return inputs * ops.power(self.bias + self.alpha * window, -self.beta)
+
+    def get_config(self):
+        return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
+                "alpha": self.alpha, "beta": self.beta}
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class CaffeNormalisation(keras.layers.Layer):
+    """``keras.applications`` "caffe" input: RGB -> BGR minus the ImageNet channel means.
+
+    What ResNet50's ImageNet weights expect. Input ``(B, H, W, 3)`` RGB 0..255 (put
+    :class:`ImageNormalisation` with scale 1 and offset 0 in front to check the image).
+    """
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, images):
+        bgr = ops.flip(ops.cast(images, self.compute_dtype), axis=-1)
+        return bgr - ops.convert_to_tensor(np.array(self.MEAN_BGR, "float32"),
+                                           dtype=self.compute_dtype)
+
+
+def _tent_weights(start, end, size: int, samples: int):
+    """Bilinear sampling weights of ``crop_and_resize`` along one axis.
+
+    ``start``, ``end``: ``(B, K)`` box edges in ``crop_and_resize``'s normalised frame.
+    Returns ``(B, K, samples, size)`` weights and ``(B, K, samples)`` 0/1 "inside" flags;
+    a sample outside ``[0, size - 1]`` gets all-zero weights, as the op extrapolates there.
+    """
+    if samples > 1:
+        # The op's own arithmetic, in its order, so boxes on the border round the same way.
+        step = (end - start) * (size - 1) / (samples - 1)
+        index = np.arange(samples, dtype="float32")
+        coords = start[..., None] * (size - 1) + index * step[..., None]
+    else:
+        coords = (0.5 * (start + end) * (size - 1))[..., None]
+    inside = ops.cast(ops.logical_and(coords >= 0.0, coords <= size - 1.0), "float32")
+    grid = np.arange(size, dtype="float32")
+    weights = ops.relu(1.0 - ops.abs(grid - coords[..., None])) * inside[..., None]
+    return weights, inside
+
+
+def _refinement_geometry(keypoints, image_size, torso, sigma):
+    """Joints in pixels ``(B, K, 2)`` and box sides ``sigma * diam`` in pixels ``(B,)``."""
+    height, width = image_size
+    scale = np.array([width, height], "float32")
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0], "float32")
+    pixels = ops.cast(keypoints, "float32") * scale + centre
+    torso_vector = pixels[:, torso[0]] - pixels[:, torso[1]]
+    diameter = ops.sqrt(ops.sum(ops.square(torso_vector), axis=-1))
+    return pixels, sigma * ops.maximum(diameter, 1.0)
+
+
+def _pixels_to_normalised(pixels, height: int, width: int):
+    scale = np.array([width, height], "float32")
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0], "float32")
+    return (pixels - centre) / scale

@@ -1,0 +1,169 @@
+"""Evaluation: run a belief-map model over records and score its keypoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kpose.data.pipeline import make_dataset
+from kpose.data.records import PoseRecord
+from kpose.data.transforms import keypoints_to_image
+from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pckh, pcp,
+                           pdj)
+from kpose.models.layers import HeatmapDecoder
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["evaluate", "predict_stage_keypoints", "stage_pck_report", "mean_pose_baseline"]
+
+
+def evaluate(model_or_path, data, *, batch_size: int = 32) -> dict:
+    """Score a CPM on a data set: per stage PCK, and for the last stage every metric the
+    data allows.
+
+    Args:
+        model_or_path: a trained CPM, a ``.keras`` file or a run folder.
+        data: a data spec (see :mod:`kpose.data.specs`) or ``LoadedData``.
+
+    Returns:
+        A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per stage PCK@0.1 and
+        PCK@0.2, torso-normalised, with per-joint values) and ``"final"`` with PCK@0.1,
+        PCK@0.2, PDJ@0.2, PCP@0.5, PCKh@0.5 (head boxes where the data has them, else the
+        head segment) and, for COCO-style data with areas, the ten COCO AP numbers.
+    """
+    from kpose.data.specs import LoadedData, load_data_spec
+    from kpose.training import load_run_model
+
+    loaded = data if isinstance(data, LoadedData) else load_data_spec(data)
+    model = model_or_path
+    if not hasattr(model, "output_names"):
+        model, _ = load_run_model(model_or_path)
+    records, skeleton = loaded.records, loaded.skeleton
+    input_size = tuple(model.inputs[0].shape[1:3])
+    stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
+                                     batch_size=batch_size)
+    last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
+    truth = np.stack([r.keypoints for r in records])
+    final = {}
+    for name, result in (("PCK@0.1", pck(last, truth, skeleton, alpha=0.1)),
+                         ("PCK@0.2", pck(last, truth, skeleton, alpha=0.2)),
+                         ("PDJ@0.2", pdj(last, truth, skeleton, fraction=0.2)),
+                         ("PCP@0.5", pcp(last, truth, skeleton, alpha=0.5)),
+                         ("PCKh@0.5", _pckh(last, truth, records, skeleton))):
+        if result is not None:
+            final[name] = {"value": result.value, "per_part": result.per_part}
+    coco = _coco_ap(last, records)
+    if coco is not None:
+        final["COCO"] = coco
+    return {"data": loaded.spec, "persons": len(records),
+            "stages": stage_pck_report(stages, records, skeleton), "final": final}
+
+
+def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
+                       skeleton: Skeleton | str, *, alpha: float = 0.2) -> float:
+    """PCK@alpha (torso) of predicting the training set's mean pose in every val box.
+
+    The mean is taken of the joints normalised to each person's box; it is what a model
+    that ignores the image can reach, so a trained model must beat it clearly.
+    """
+    skeleton = get_skeleton(skeleton)
+
+    def normalised(record):
+        x, y, w, h = record.box
+        return (record.keypoints[:, :2] - (x + w / 2, y + h / 2)) / (w, h)
+
+    kept = [(normalised(r), r.labelled) for r in train]
+    points = np.stack([p for p, _ in kept])
+    weights = np.stack([m for _, m in kept]).astype(np.float64)[..., None]
+    mean = (points * weights).sum(0) / np.maximum(weights.sum(0), 1)
+    guesses = np.stack([mean * (r.box[2], r.box[3]) + (r.box[0] + r.box[2] / 2,
+                                                          r.box[1] + r.box[3] / 2)
+                        for r in val])
+    truth = np.stack([r.keypoints for r in val])
+    return pck(guesses, truth, skeleton, alpha=alpha).value
+
+
+def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
+                            input_size: int | tuple[int, int], batch_size: int = 32,
+                            stride: int = 8, method: str = "taylor") -> dict[str, np.ndarray]:
+    """Keypoints of every stage of a CPM for each record, in image pixels.
+
+    Each record is cropped around its box as in training (no augmentation), every
+    ``stage_N`` output is decoded with :class:`HeatmapDecoder`, and the keypoints are
+    mapped back through the crop's matrix.
+
+    Returns:
+        ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
+        for ``records[n]``.
+    """
+    skeleton = get_skeleton(skeleton)
+    dataset = make_dataset(records, skeleton, input_size=input_size, target="none",
+                           batch_size=batch_size, with_meta=True)
+    decoder = HeatmapDecoder(stride=stride, method=method)
+    found: dict[str, list[np.ndarray]] = {}
+    order = []
+    for images, _, meta in dataset:
+        outputs = model(images, training=False)
+        if not isinstance(outputs, dict):
+            outputs = {"stage_1": outputs}
+        matrices = meta["image_to_input"].numpy()
+        for name, maps in outputs.items():
+            keypoints = decoder(maps).numpy()
+            found.setdefault(name, []).append(keypoints_to_image(keypoints, matrices))
+        order.append(meta["index"].numpy())
+    inverse = np.argsort(np.concatenate(order))
+    return {name: np.concatenate(parts)[inverse] for name, parts in found.items()}
+
+
+def stage_pck_report(predictions: dict[str, np.ndarray], records: Sequence[PoseRecord],
+                     skeleton: Skeleton | str, *, alphas: Sequence[float] = (0.1, 0.2)
+                     ) -> dict[str, dict]:
+    """Torso-normalised PCK per stage, overall and per joint.
+
+    Returns:
+        ``{stage: {"PCK@0.1": value, "PCK@0.1 per joint": {joint: value}, ...}}``.
+    """
+    skeleton = get_skeleton(skeleton)
+    truth = np.stack([r.keypoints for r in records])
+    report = {}
+    for name, keypoints in predictions.items():
+        row = {}
+        for alpha in alphas:
+            result = pck(keypoints, truth, skeleton, alpha=alpha)
+            row[f"PCK@{alpha:g}"] = result.value
+            row[f"PCK@{alpha:g} per joint"] = result.per_part
+        report[name] = row
+    return report
+
+
+def _pckh(predictions, truth, records, skeleton):
+    head_sizes = [r.head_size for r in records]
+    if all(size is not None for size in head_sizes):
+        return pckh(predictions, truth, skeleton, head_sizes=np.asarray(head_sizes))
+    a, b = skeleton.head
+    if not np.any((truth[:, a, 2] > 0) & (truth[:, b, 2] > 0)):
+        return None
+    usable = (truth[:, a, 2] > 0) & (truth[:, b, 2] > 0) & np.any(
+        truth[:, a, :2] != truth[:, b, :2], axis=1)
+    return pckh(predictions[usable], truth[usable], skeleton)
+
+
+def _coco_ap(predictions, records):
+    """The ten COCO AP numbers when the records come from a COCO-style file."""
+    if any(r.area is None or r.image_id is None or r.annotation_id is None for r in records):
+        return None
+    if records[0].keypoints.shape[0] != 17:
+        return None
+    images = {r.image_id: r for r in records}
+    ground_truth = {
+        "images": [{"id": i, "width": r.image_size[0], "height": r.image_size[1]}
+                   for i, r in images.items()],
+        "annotations": [{"id": r.annotation_id, "image_id": r.image_id, "category_id": 1,
+                         "iscrowd": 0, "area": r.area, "bbox": list(r.box),
+                         "num_keypoints": int(r.labelled.sum()),
+                         "keypoints": r.keypoints.reshape(-1).tolist()} for r in records],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    scores = predictions[..., 2].mean(axis=1)
+    results = coco_results_from_arrays([r.image_id for r in records], predictions, scores)
+    return coco_keypoint_ap(ground_truth, results)

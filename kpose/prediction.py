@@ -1,0 +1,93 @@
+"""Prediction on images: top-down crop around a box, run the model, keypoints in image pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kpose.data.transforms import crop_matrix, keypoints_to_image, warp_image
+from kpose.models.cpm import build_cpm_inference
+
+__all__ = ["predict", "inference_model", "load_image"]
+
+
+def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
+            margin: float = 1.25, batch_size: int = 16) -> np.ndarray:
+    """Keypoints of one person per image, in that image's pixels.
+
+    Args:
+        model_or_path: a trained CPM (stage outputs), a keypoint model from
+            :func:`kpose.models.build_cpm_inference`, a ``.keras`` file or a run folder.
+        images: image paths or ``(H, W, 3)`` RGB arrays in 0..255.
+        boxes: one person box ``(x, y, w, h)`` per image in image pixels; ``None`` uses
+            each whole image.
+        margin: box enlargement before the crop, as in training.
+        batch_size: crops per model call.
+
+    Returns:
+        ``(N, K, 3)`` float32 ``(x, y, score)`` in image pixels.
+    """
+    model = inference_model(model_or_path)
+    height, width = model.inputs[0].shape[1:3]
+    arrays = [load_image(image) for image in images]
+    if boxes is None:
+        boxes = [(-0.5, -0.5, a.shape[1], a.shape[0]) for a in arrays]
+    if len(boxes) != len(arrays):
+        raise ValueError(f"got {len(arrays)} images but {len(boxes)} boxes")
+    results = []
+    for start in range(0, len(arrays), batch_size):
+        chunk = range(start, min(start + batch_size, len(arrays)))
+        matrices = [crop_matrix(_box(boxes[i], i), (height, width), margin) for i in chunk]
+        crops = tf.stack([warp_image(arrays[i], m, (height, width))
+                          for i, m in zip(chunk, matrices)])
+        keypoints = np.asarray(model(crops, training=False))
+        results.append(keypoints_to_image(keypoints, np.stack(matrices)))
+    return np.concatenate(results).astype(np.float32)
+
+
+def inference_model(model_or_path) -> keras.Model:
+    """A model that maps images to keypoints ``(B, K, 3)`` in input pixels."""
+    if not isinstance(model_or_path, keras.Model):
+        from kpose.training import load_run_model
+
+        model_or_path, _ = load_run_model(model_or_path)
+    if any(name.startswith("stage_") for name in model_or_path.output_names):
+        return build_cpm_inference(model_or_path)
+    output = model_or_path.outputs[0]
+    if len(model_or_path.outputs) != 1 or tuple(output.shape[2:]) != (3,):
+        raise ValueError(f"model {model_or_path.name!r} outputs neither CPM stages nor "
+                         "keypoints (B, K, 3)")
+    return model_or_path
+
+
+def load_image(image) -> np.ndarray:
+    """An image path or array as ``(H, W, 3)`` float32 RGB in 0..255.
+
+    Files are decoded by TensorFlow, as in the training pipeline, so a prediction sees
+    exactly the pixels an evaluation would (JPEG decoders differ in the last bit).
+    """
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image not found: {path}")
+        try:
+            decoded = tf.io.decode_image(tf.io.read_file(str(path)), channels=3,
+                                         expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            raise ValueError(f"cannot decode image {path}: {error.message}") from None
+        return decoded.numpy().astype(np.float32)
+    array = np.asarray(image, np.float32)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"an image array must be (H, W, 3) RGB, got shape {array.shape}")
+    return array
+
+
+def _box(box, index: int) -> np.ndarray:
+    box = np.asarray(box, np.float64)
+    if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f"boxes[{index}] must be (x, y, w, h) with w, h > 0, got {box.tolist()}")
+    return box

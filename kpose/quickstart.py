@@ -1,0 +1,102 @@
+"""The main job on built-in data: synthetic people -> train a small CPM -> evaluate -> predict.
+
+No downloads: everything is rendered locally. On a 2-core CPU the default settings take
+about ten minutes and end with a validation PCK@0.2 well above what the mean pose scores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kpose.data.coco import read_coco
+from kpose.data.specs import LoadedData
+from kpose.data.synthetic import write_synthetic_dataset
+from kpose.evaluation import evaluate, mean_pose_baseline
+from kpose.files import atomic_path
+from kpose.prediction import load_image, predict
+from kpose.skeletons import COCO_17
+from kpose.training import train
+
+__all__ = ["quickstart"]
+
+
+def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 1000,
+               val_images: int = 200, steps: int = 2400, stages: int = 2,
+               input_size: int = 128, width: float = 0.25, batch_size: int = 16,
+               seed: int = 0, overlays: int = 6) -> dict:
+    """Run the whole pipeline on synthetic people and write everything under ``out_dir``.
+
+    Args:
+        out_dir: ``data/`` (train and val images), ``run/`` (the training run folder),
+            ``report.json`` (validation metrics) and ``predictions/`` (overlay PNGs).
+        train_images, val_images: synthetic people to render (different seeds).
+        steps: training steps in all (split into epochs of 300 steps, each followed by a
+            validation PCK).
+        stages, input_size, width, batch_size: the CPM trained (small, for a CPU).
+        seed: seeds data, weights and augmentation.
+        overlays: validation images to predict on and draw.
+
+    Returns:
+        The evaluation report, with ``"mean_pose_pck@0.2"`` and ``"seconds"`` added.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    print(f"[1/4] rendering {train_images} + {val_images} synthetic people into "
+          f"{out_dir / 'data'}", flush=True)
+    train_records = read_coco(write_synthetic_dataset(out_dir / "data" / "train",
+                                                      train_images, seed=seed))
+    val_records = read_coco(write_synthetic_dataset(out_dir / "data" / "val", val_images,
+                                                    seed=seed + 1000))
+    train_data = LoadedData(f"synthetic:{train_images}:{seed}", train_records, COCO_17)
+    val_data = LoadedData(f"synthetic:{val_images}:{seed + 1000}", val_records, COCO_17)
+    baseline = mean_pose_baseline(train_records, val_records, COCO_17)
+
+    epoch_steps = min(300, steps)
+    print(f"[2/4] training a {stages}-stage CPM ({input_size} px, width {width}) for "
+          f"{steps} steps", flush=True)
+    model, _ = train("cpm", train_data, val_data=val_data, out_dir=out_dir / "run",
+                     epochs=max(1, steps // epoch_steps), steps_per_epoch=epoch_steps,
+                     batch_size=batch_size, input_size=input_size, stages=stages,
+                     width=width, learning_rate=1e-3, seed=seed, strategy="default",
+                     verbose=2)
+
+    print("[3/4] evaluating on the held-out people", flush=True)
+    report = evaluate(model, val_data)
+    report["mean_pose_pck@0.2"] = baseline
+
+    print(f"[4/4] predicting on {overlays} images", flush=True)
+    picked = val_records[:overlays]
+    found = predict(model, [r.image_path for r in picked], [r.box for r in picked])
+    written = _draw_overlays(picked, found, out_dir / "predictions")
+
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    with atomic_path(out_dir / "report.json") as temporary:
+        temporary.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    final = report["final"]
+    print(f"\nvalidation PCK@0.2 {final['PCK@0.2']['value']:.3f} "
+          f"(PCK@0.1 {final['PCK@0.1']['value']:.3f}); the mean pose scores {baseline:.3f}")
+    print(f"run folder:  {out_dir / 'run'} (model.keras, checkpoints/, metrics.csv, logs/)")
+    print(f"report:      {out_dir / 'report.json'}")
+    print(f"predictions: {written[0].parent} ({len(written)} overlays)")
+    print(f"done in {report['seconds'] / 60:.1f} min")
+    return report
+
+
+def _draw_overlays(records, keypoints: np.ndarray, folder: Path) -> list[Path]:
+    from kpose.viz import draw_pose
+
+    written = []
+    for record, found in zip(records, keypoints):
+        shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
+        figure = draw_pose(load_image(record.image_path), shown, COCO_17,
+                           scores=np.clip(found[:, 2], 0, 1), ground_truth=record.keypoints,
+                           title=f"{record.file_name}: prediction (x = truth)")
+        path = folder / f"{Path(record.file_name).stem}.png"
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=100)
+        written.append(path)
+    return written

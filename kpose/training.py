@@ -1,0 +1,261 @@
+"""Training from one call: ``kpose.train(model="cpm", data=..., out_dir=...)``.
+
+A run folder holds everything about one training run:
+
+```
+RUN_DIR/
+  config.json            how to rebuild the model and the data pipeline
+  checkpoints/last.keras model + optimiser state after the latest epoch
+  checkpoints/best.keras the epoch with the best validation PCK@0.2 (or lowest loss)
+  checkpoints/state.json epoch counter and best value, written after the model files
+  model.keras            the final model
+  metrics.csv            one row of losses and validation metrics per epoch
+  logs/                  TensorBoard
+```
+
+Every file a user keeps is written under a temporary name and renamed, so a run killed
+at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kpose.data.pipeline import make_dataset
+from kpose.data.specs import LoadedData, load_data_spec
+from kpose.distribute import resolve_strategy, scaled_learning_rate
+from kpose.evaluation import predict_stage_keypoints
+from kpose.files import atomic_path
+from kpose.metrics import pck
+from kpose.models.cpm import build_cpm
+
+__all__ = ["RunConfig", "train", "load_run_model"]
+
+MODELS = ("cpm",)
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run's model and data pipeline (``config.json``).
+
+    ``learning_rate`` is quoted for a global batch of 16 and scaled linearly with the
+    actual global batch (:func:`kpose.distribute.scaled_learning_rate`).
+    """
+
+    model: str = "cpm"
+    data: str = "synthetic:1000"
+    val_data: str | None = None
+    skeleton: str = "coco_17"
+    epochs: int = 10
+    batch_size: int = 16
+    steps_per_epoch: int | None = None
+    input_size: int = 368
+    stages: int = 6
+    width: float = 1.0
+    backbone: str = "cpm"
+    learning_rate: float = 1e-3
+    sigma: float = 1.0
+    seed: int = 0
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    val_every: int = 1
+    model_options: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read run config {path}: {error}") from None
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown fields {sorted(unknown)}; is it a kpose run?")
+        return cls(**values)
+
+
+def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
+          val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
+          epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
+          input_size: int = 368, stages: int = 6, width: float = 1.0,
+          backbone: str = "cpm", learning_rate: float = 1e-3, sigma: float = 1.0,
+          seed: int = 0, strategy: str = "auto", mixed_precision: bool = False,
+          resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
+          **model_options) -> tuple[keras.Model, dict]:
+    """Train a pose model with ``model.fit`` and keep everything in a run folder.
+
+    Args:
+        model: ``"cpm"``.
+        data: a data spec (``"coco:ann.json:images"``, ``"synthetic:2000"``; see
+            :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`.
+        val_data: held-out data for the validation PCK@0.2 (torso) each ``val_every``
+            epochs; the best checkpoint follows it.
+        out_dir: the run folder (created; refused if it holds another run, unless
+            ``resume``).
+        epochs, batch_size, steps_per_epoch: ``batch_size`` is the global batch, split
+            over the strategy's replicas; ``steps_per_epoch`` defaults to one pass.
+        input_size, stages, width, backbone, sigma: model and target settings
+            (``sigma`` in belief-map pixels).
+        learning_rate: Adam's rate for a global batch of 16, scaled linearly.
+        seed: seeds weights, shuffling and augmentation.
+        strategy: ``"auto"``, ``"default"``, ``"mirrored"`` or ``"tpu"``.
+        mixed_precision: ``mixed_float16`` (``mixed_bfloat16`` on TPU); losses stay float32.
+        resume: continue from ``checkpoints/last.keras`` with its optimiser state and
+            epoch counter.
+        **model_options: passed on to :func:`kpose.models.build_cpm`.
+
+    Returns:
+        ``(model, history)``: the trained model and ``{metric: [value per epoch]}``.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    out_dir = Path(out_dir)
+    train_data = data if isinstance(data, LoadedData) else load_data_spec(data)
+    val = val_data if isinstance(val_data, LoadedData) or val_data is None else \
+        load_data_spec(val_data)
+    if val is not None and val.skeleton != train_data.skeleton:
+        raise ValueError(f"val_data follows skeleton {val.skeleton.name!r} but data follows "
+                         f"{train_data.skeleton.name!r}")
+    config = RunConfig(model=model, data=train_data.spec, val_data=val.spec if val else None,
+                       skeleton=train_data.skeleton.name, epochs=epochs, batch_size=batch_size,
+                       steps_per_epoch=steps_per_epoch, input_size=input_size, stages=stages,
+                       width=width, backbone=backbone, learning_rate=learning_rate,
+                       sigma=sigma, seed=seed, strategy=strategy,
+                       mixed_precision=mixed_precision, val_every=val_every,
+                       model_options=model_options)
+    initial_epoch, best = _prepare_run_folder(out_dir, config, resume)
+
+    distribution = resolve_strategy(strategy)
+    if mixed_precision:
+        tpu = "TPU" in type(distribution).__name__
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if tpu else "mixed_float16")
+    keras.utils.set_random_seed(seed)
+    rate = scaled_learning_rate(learning_rate, batch_size)
+    with distribution.scope():
+        if resume:
+            network = keras.saving.load_model(out_dir / "checkpoints" / "last.keras")
+        else:
+            network = build_cpm(train_data.skeleton, stages=stages, input_size=input_size,
+                                width=width, backbone=backbone, learning_rate=rate,
+                                **model_options)
+    dataset = make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
+                           target="belief_maps", num_stages=stages, training=True,
+                           batch_size=batch_size, seed=seed, sigma=sigma)
+    if steps_per_epoch is not None:
+        dataset = dataset.repeat()
+    callbacks = []
+    if val is not None:
+        callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))
+    callbacks += [
+        RunCheckpoint(out_dir / "checkpoints", monitor="val_pck@0.2" if val else "loss",
+                      best=best),
+        keras.callbacks.CSVLogger(str(out_dir / "metrics.csv"), append=resume),
+        keras.callbacks.TensorBoard(str(out_dir / "logs"), write_graph=False),
+    ]
+    history = network.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                          verbose=verbose)
+    with atomic_path(out_dir / "model.keras") as temporary:
+        network.save(temporary)
+    return network, history.history
+
+
+def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:
+    """Load ``model.keras`` (or the last checkpoint) of a run folder, or a ``.keras`` file."""
+    path = Path(model_or_run)
+    if path.is_dir():
+        config = RunConfig.load(path / "config.json") if (path / "config.json").is_file() \
+            else None
+        for candidate in (path / "model.keras", path / "checkpoints" / "last.keras"):
+            if candidate.is_file():
+                return keras.saving.load_model(candidate), config
+        raise FileNotFoundError(f"{path} holds neither model.keras nor checkpoints/last.keras")
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a .keras model file or a kpose run folder")
+    return keras.saving.load_model(path), None
+
+
+class ValidationPCK(keras.callbacks.Callback):
+    """Adds ``val_pck@0.2`` (torso-normalised, last stage, decoded in the graph's way) to
+    the epoch logs every ``every`` epochs; NaN in the other epochs."""
+
+    def __init__(self, data: LoadedData, *, input_size: int, every: int = 1,
+                 batch_size: int = 32):
+        super().__init__()
+        self.data, self.input_size, self.every, self.batch_size = data, input_size, every, batch_size
+        self.truth = np.stack([r.keypoints for r in data.records])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if (epoch + 1) % self.every:
+            logs["val_pck@0.2"] = float("nan")
+            return
+        stages = predict_stage_keypoints(self.model, self.data.records, self.data.skeleton,
+                                         input_size=self.input_size,
+                                         batch_size=self.batch_size)
+        last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
+        logs["val_pck@0.2"] = pck(last, self.truth, self.data.skeleton, alpha=0.2).value
+        print(f" - val_pck@0.2: {logs['val_pck@0.2']:.4f}", flush=True)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves,
+    then ``state.json``; each through a temporary file and a rename."""
+
+    def __init__(self, folder: Path, *, monitor: str, best: float | None = None):
+        super().__init__()
+        self.folder, self.monitor = Path(folder), monitor
+        self.higher_is_better = monitor.startswith("val_pck")
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.folder / "last.keras") as temporary:
+            self.model.save(temporary)
+        if value is not None and not math.isnan(value) and (
+                self.best is None
+                or (value > self.best if self.higher_is_better else value < self.best)):
+            self.best = float(value)
+            with atomic_path(self.folder / "best.keras") as temporary:
+                self.model.save(temporary)
+        state = {"epoch": epoch + 1, "monitor": self.monitor, "best": self.best}
+        with atomic_path(self.folder / "state.json") as temporary:
+            temporary.write_text(json.dumps(state, indent=2) + "\n")
+
+
+def _prepare_run_folder(out_dir: Path, config: RunConfig, resume: bool
+                        ) -> tuple[int, float | None]:
+    """Check the folder against the run and write ``config.json``; returns the epoch to
+    start from and the best monitored value so far."""
+    config_path, state_path = out_dir / "config.json", out_dir / "checkpoints" / "state.json"
+    if resume:
+        if not state_path.is_file() or not (out_dir / "checkpoints" / "last.keras").is_file():
+            raise FileNotFoundError(f"cannot resume: {out_dir} has no checkpoints/last.keras "
+                                    "and state.json")
+        previous = RunConfig.load(config_path)
+        if previous.model != config.model:
+            raise ValueError(f"{out_dir} belongs to a {previous.model!r} run, not "
+                             f"{config.model!r}")
+        state = json.loads(state_path.read_text())
+        config.save(config_path)
+        return int(state["epoch"]), state.get("best")
+    if config_path.exists() or state_path.exists():
+        raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
+                         "continue it, or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save(config_path)
+    return 0, None

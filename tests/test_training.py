@@ -1,0 +1,159 @@
+"""Training into a run folder, resuming, evaluating and predicting from it."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from kpose.cli import main
+from kpose.data import read_coco, write_synthetic_dataset
+from kpose.data.specs import LoadedData, load_data_spec
+from kpose.evaluation import evaluate, mean_pose_baseline
+from kpose.prediction import predict
+from kpose.skeletons import COCO_17
+from kpose.training import train
+
+SMALL = dict(input_size=64, stages=2, width=0.25, batch_size=4, steps_per_epoch=2,
+             strategy="default", verbose=0)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("people")
+    records = read_coco(write_synthetic_dataset(folder, num=8, seed=5, size=96,
+                                                progress=False))
+    return LoadedData("synthetic:8:5", records, COCO_17)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, people):
+    out = tmp_path_factory.mktemp("runs") / "cpm"
+    model, history = train("cpm", people, val_data=people, out_dir=out, epochs=2, **SMALL)
+    return out, model, history
+
+
+def test_a_run_folder_holds_config_checkpoints_model_metrics_and_logs(run):
+    out, _, history = run
+    for name in ("config.json", "model.keras", "metrics.csv", "checkpoints/last.keras",
+                 "checkpoints/best.keras", "checkpoints/state.json"):
+        assert (out / name).is_file(), name
+    assert any((out / "logs").rglob("*tfevents*"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["stages"] == 2 and config["skeleton"] == "coco_17"
+    assert json.loads((out / "checkpoints/state.json").read_text())["epoch"] == 2
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert "val_pck@0.2" in rows[0] and "stage_2_loss" in rows[0]
+    assert len(history["loss"]) == 2
+    assert not list(out.rglob(".*.tmp*")), "no temporary file may be left behind"
+
+
+def test_a_folder_holding_a_run_is_not_overwritten(run, people):
+    out, _, _ = run
+    before = (out / "checkpoints/last.keras").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run; pass resume=True"):
+        train("cpm", people, out_dir=out, epochs=1, **SMALL)
+    assert (out / "checkpoints/last.keras").read_bytes() == before
+
+
+def test_resume_continues_the_epoch_count(tmp_path, people):
+    out = tmp_path / "resumed"
+    train("cpm", people, out_dir=out, epochs=1, **SMALL)
+    _, history = train("cpm", people, out_dir=out, epochs=3, resume=True, **SMALL)
+    assert len(history["loss"]) == 2  # epochs 2 and 3
+    assert json.loads((out / "checkpoints/state.json").read_text())["epoch"] == 3
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path, people):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train("cpm", people, out_dir=tmp_path / "empty", epochs=1, resume=True, **SMALL)
+
+
+def test_evaluate_and_predict_from_the_run_folder(run, people):
+    out, model, _ = run
+    report = evaluate(out, people)
+    assert report["persons"] == len(people.records)
+    assert sorted(report["stages"]) == ["stage_1", "stage_2"]
+    for name in ("PCK@0.1", "PCK@0.2", "PDJ@0.2", "PCP@0.5", "PCKh@0.5", "COCO"):
+        assert name in report["final"], name
+    assert set(report["final"]["COCO"]) >= {"AP", "AP50", "AR"}
+    records = people.records[:3]
+    keypoints = predict(out, [r.image_path for r in records], [r.box for r in records])
+    assert keypoints.shape == (3, 17, 3) and np.all(np.isfinite(keypoints))
+    # The same crops through the evaluation path give the same keypoints.
+    from kpose.evaluation import predict_stage_keypoints
+
+    staged = predict_stage_keypoints(model, records, COCO_17, input_size=64)["stage_2"]
+    np.testing.assert_allclose(keypoints[..., :2], staged[..., :2], atol=1e-2)
+
+
+def test_mean_pose_baseline_is_low_on_synthetic_people(people):
+    assert mean_pose_baseline(people.records, people.records, COCO_17) < 0.5
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("imagenet:x", ValueError, "must start with one of"),
+    ("lsp:only_one_part", ValueError, "expected lsp:joints.mat:IMAGE_DIR"),
+    ("lspet:a.mat:b:first", ValueError, "FIRST_INDEX in a data spec must be an integer"),
+    ("coco:does/not/exist.json", FileNotFoundError, "exist.json"),
+    ("synthetic:0", ValueError, "N >= 1"),
+])
+def test_bad_data_specs_are_explained(spec, error, message):
+    with pytest.raises(error, match=message):
+        load_data_spec(spec)
+
+
+def test_synthetic_spec_renders_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KPOSE_CACHE", str(tmp_path))
+    first = load_data_spec("synthetic:3:7", synthetic_size=64)
+    again = load_data_spec("synthetic:3:7", synthetic_size=64)
+    assert len(first.records) == 3 and first.skeleton is COCO_17
+    assert first.records[0].image_path == again.records[0].image_path
+    assert str(tmp_path) in first.records[0].image_path
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--data", "imagenet:x", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kpose train: error: unknown data spec")
+    assert main(["predict", str(tmp_path / "missing.keras"), "a.jpg"]) == 1
+    assert "model not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "m.keras", "a.jpg", "--box", "1,2,3"])
+    assert "a box is x,y,w,h" in capsys.readouterr().err
+
+
+def test_cli_evaluate_prints_a_table_and_writes_json(run, people, capsys, tmp_path):
+    out, _, _ = run
+    folder = people.records[0].image_path.rsplit("/images/", 1)[0]
+    assert main(["evaluate", str(out), "--data", f"coco:{folder}/person_keypoints.json",
+                 "--json", str(tmp_path / "report.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "PCK@0.2" in printed and "left_wrist" in printed and "COCO keypoints" in printed
+    assert json.loads((tmp_path / "report.json").read_text())["persons"] == 8
+
+
+def test_cli_predict_prints_named_joints_and_draws(run, people, capsys, tmp_path):
+    out, _, _ = run
+    image = people.records[0].image_path
+    assert main(["predict", str(out), image, "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result[0]["keypoints"][0]["joint"] == "nose"
+    assert len(list(tmp_path.glob("*_pose.png"))) == 1
+
+
+def test_predict_names_a_corrupt_image_and_a_bad_box(run, people, tmp_path):
+    out, _, _ = run
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match="cannot decode image .*broken.jpg"):
+        predict(out, [str(broken)])
+    with pytest.raises(ValueError, match=r"boxes\[0\] must be \(x, y, w, h\) with w, h > 0"):
+        predict(out, [people.records[0].image_path], [(0, 0, 0, 10)])
+    with pytest.raises(ValueError, match="got 1 images but 2 boxes"):
+        predict(out, [people.records[0].image_path], [(0, 0, 5, 5)] * 2)
