@@ -103,15 +103,16 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         out_dir: the run folder (created; refused if it holds another run, unless
             ``resume``).
         epochs, batch_size, steps_per_epoch: ``batch_size`` is the global batch, split
-            over the strategy's replicas; ``steps_per_epoch`` defaults to one pass.
+            over the strategy's replicas; ``steps_per_epoch`` defaults to one pass
+            (``len(records) // batch_size``).
         input_size, stages, width, backbone, sigma: model and target settings
             (``sigma`` in belief-map pixels).
         learning_rate: Adam's rate for a global batch of 16, scaled linearly.
         seed: seeds weights, shuffling and augmentation.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"`` or ``"tpu"``.
         mixed_precision: ``mixed_float16`` (``mixed_bfloat16`` on TPU); losses stay float32.
-        resume: continue from ``checkpoints/last.keras`` with its optimiser state and
-            epoch counter.
+        resume: continue from ``checkpoints/last.keras`` with its optimiser state, epoch
+            counter and place in the data stream; the result matches an uninterrupted run.
         **model_options: passed on to :func:`kpose.models.build_cpm`.
 
     Returns:
@@ -148,11 +149,14 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             network = build_cpm(train_data.skeleton, stages=stages, input_size=input_size,
                                 width=width, backbone=backbone, learning_rate=rate,
                                 **model_options)
+    # The data are an endless stream whose sample i depends on (seed, i) only: the same
+    # under every strategy, and a resumed run picks it up at the exact sample.
+    if steps_per_epoch is None:
+        steps_per_epoch = max(1, len(train_data.records) // batch_size)
     dataset = make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
                            target="belief_maps", num_stages=stages, training=True,
-                           batch_size=batch_size, seed=seed, sigma=sigma)
-    if steps_per_epoch is not None:
-        dataset = dataset.repeat()
+                           batch_size=batch_size, seed=seed, sigma=sigma, repeat=True,
+                           start=initial_epoch * steps_per_epoch * batch_size)
     callbacks = []
     if val is not None:
         callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))

@@ -236,3 +236,31 @@ def test_cached_pipeline_serves_the_same_batches(tmp_path):
     for a, b in zip(plain, [x.numpy() for x, _ in make_dataset(records, COCO_17, cache=True,
                                                                 **kwargs)]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_stream_is_a_function_of_seed_and_position(tmp_path):
+    records = [_blob_record(tmp_path, f"d{i}.png", at=(60.0 + 5 * i, 50.0)) for i in range(5)]
+
+    def batches(start, count, seed=4):
+        dataset = make_dataset(records, COCO_17, input_size=64, training=True, batch_size=2,
+                               seed=seed, repeat=True, start=start, with_meta=True)
+        return [(x.numpy(), meta["index"].numpy()) for x, _, meta in dataset.take(count)]
+
+    full = batches(0, 6)  # 12 samples: more than two epochs of 5 records
+    indices = np.concatenate([index for _, index in full])
+    for epoch in range(2):  # every epoch visits every record once, in its own order
+        assert sorted(indices[5 * epoch: 5 * epoch + 5]) == [0, 1, 2, 3, 4]
+    assert not np.array_equal(indices[:5], indices[5:10])
+    resumed = batches(4, 4)  # starting at sample 4 continues the same stream
+    for (x_full, i_full), (x_resumed, i_resumed) in zip(full[2:], resumed):
+        np.testing.assert_array_equal(i_full, i_resumed)
+        np.testing.assert_array_equal(x_full, x_resumed)
+    assert not np.array_equal(batches(0, 1, seed=5)[0][0], full[0][0])
+
+
+def test_start_needs_repeat_and_cache_excludes_repeat(tmp_path):
+    record = _blob_record(tmp_path)
+    with pytest.raises(ValueError, match="start must be >= 0 and needs repeat=True"):
+        make_dataset([record], COCO_17, input_size=64, start=3)
+    with pytest.raises(ValueError, match="cannot be combined with repeat=True"):
+        make_dataset([record], COCO_17, input_size=64, repeat=True, cache=True)

@@ -157,3 +157,13 @@ def test_predict_names_a_corrupt_image_and_a_bad_box(run, people, tmp_path):
         predict(out, [people.records[0].image_path], [(0, 0, 0, 10)])
     with pytest.raises(ValueError, match="got 1 images but 2 boxes"):
         predict(out, [people.records[0].image_path], [(0, 0, 5, 5)] * 2)
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, people):
+    whole, _ = train("cpm", people, out_dir=tmp_path / "whole", epochs=2, **SMALL)
+    train("cpm", people, out_dir=tmp_path / "split", epochs=1, **SMALL)
+    resumed, _ = train("cpm", people, out_dir=tmp_path / "split", epochs=2, resume=True,
+                       **SMALL)
+    for a, b in zip(whole.weights, resumed.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
+                                   err_msg=a.path)

@@ -43,6 +43,8 @@ def make_dataset(
     shuffle: bool | None = None,
     drop_remainder: bool | None = None,
     cache: bool = False,
+    repeat: bool = False,
+    start: int = 0,
     with_meta: bool = False,
     verify_images: bool = False,
     skip_corrupt: bool = False,
@@ -67,6 +69,14 @@ def make_dataset(
         shuffle: defaults to ``training``.
         drop_remainder: defaults to ``training`` (static batch shapes for TPUs).
         cache: keep decoded images in memory after the first epoch (small data sets).
+        repeat: serve an endless stream of samples instead of one pass (use
+            ``steps_per_epoch``). Sample ``i`` of the stream is a pure function of
+            ``(seed, i)``: epoch ``i // N`` visits the records in a stateless permutation
+            seeded by ``(seed, epoch)``, and its augmentation is seeded by ``(seed, i)``.
+            So the stream is the same under any ``tf.distribute`` strategy, and a
+            resumed run continues it exactly with ``start``.
+        start: with ``repeat``, the position in the stream of the first sample served
+            (``epoch * steps_per_epoch * batch_size`` to resume after ``epoch`` epochs).
         with_meta: yield a third element, a dict with ``index`` ``(B,)`` (position in
             ``records``), ``image_to_input`` ``(B, 3, 3)`` and ``keypoints`` ``(B, K, 3)`` in
             input pixels, for evaluation loops (not for ``model.fit``, which would take it
@@ -104,6 +114,12 @@ def make_dataset(
                          f"got num_stages={num_stages!r} with target={target!r}")
     if margin <= 0:
         raise ValueError(f"margin must be positive, got {margin}")
+    if start < 0 or (start and not repeat):
+        raise ValueError(f"start must be >= 0 and needs repeat=True, got start={start!r} "
+                         f"with repeat={repeat!r}")
+    if repeat and cache:
+        raise ValueError("cache=True keeps one pass in memory and cannot be combined with "
+                         "repeat=True; choose one")
     if verify_images:
         records = _drop_unreadable(records, skip_corrupt)
 
@@ -119,20 +135,14 @@ def make_dataset(
         "keypoints": np.stack([r.keypoints for r in records]).astype(np.float32),
     }
     flip_permutation = tf.constant(skeleton.flip_permutation, tf.int32)
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
     autotune = tf.data.AUTOTUNE
-    if cache:
-        dataset = dataset.map(_decode, num_parallel_calls=autotune).cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if not cache:
-        dataset = dataset.map(_decode, num_parallel_calls=autotune)
-    # One independent stateless seed per sample, new every epoch, fixed by `seed`.
-    sample_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    dataset = tf.data.Dataset.zip(dataset, sample_seeds)
+    if repeat:
+        dataset = _stream(columns, len(records), seed, shuffle, start)
+    else:
+        dataset = _one_pass(columns, len(records), seed, shuffle, cache)
 
     def crop(sample, sample_seed):
-        params = sample_augmentation(augmentation, tf.stack([sample_seed, sample["index"]]))
+        params = sample_augmentation(augmentation, sample_seed)
         matrix = augmentation_matrix(
             sample["box"], size, margin=margin, rotation_deg=params["rotation_deg"],
             scale=params["scale"], shift=params["shift"], flip=params["flip"])
@@ -177,6 +187,45 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(autotune)
+
+
+def _one_pass(columns: dict, count: int, seed: int, shuffle: bool, cache: bool
+              ) -> tf.data.Dataset:
+    """One pass over the records: ``(sample, sample_seed)`` with decoded images and a
+    ``(2,)`` stateless seed per sample.
+
+    Shuffling and per-sample seeds come from seeded tf.data ops that draw anew on every
+    iteration, so each epoch of ``model.fit`` sees a new order and new augmentations.
+    """
+    autotune = tf.data.AUTOTUNE
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    if cache:
+        dataset = dataset.map(_decode, num_parallel_calls=autotune).cache()
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    if not cache:
+        dataset = dataset.map(_decode, num_parallel_calls=autotune)
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(dataset, draws).map(
+        lambda sample, draw: (sample, tf.stack([draw, sample["index"]])))
+
+
+def _stream(columns: dict, count: int, seed: int, shuffle: bool, start: int
+            ) -> tf.data.Dataset:
+    """An endless stream whose sample ``i`` depends on ``(seed, i)`` alone."""
+    table = {name: tf.constant(values) for name, values in columns.items()}
+    seed = tf.constant(seed, tf.int64)
+    last = tf.constant(count - 1, tf.int64)
+
+    def pick(position):
+        epoch, offset = position // count, position % count
+        index = (tf.random.experimental.index_shuffle(offset, tf.stack([seed, epoch]), last)
+                 if shuffle else offset)
+        sample = {name: tf.gather(values, index) for name, values in table.items()}
+        return _decode(sample), tf.stack([seed, position])
+
+    positions = tf.data.Dataset.range(start, tf.int64.max)
+    return positions.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _decode(sample: dict) -> dict:

@@ -1,0 +1,556 @@
+"""DeepPose (Toshev and Szegedy, CVPR 2014): holistic joint regression and its cascade.
+
+Stage 1 regresses all ``K`` joints at once from the whole person crop (the paper's
+AlexNet: five convolutions, two fully connected layers of 4096, a linear ``2K`` output).
+Each later stage ``s`` refines every joint ``i`` of stage ``s - 1``: it cuts a square box
+of side ``sigma * diam(y)`` around the joint (``diam``: distance between the two torso
+joints of the current estimate), resizes it to the refiner's input, and regresses where
+the joint lies in it; the estimate moves by that displacement. One refiner network per
+stage serves all joints. :func:`build_deeppose_cascade` puts stage 1 and the refiners in
+ONE functional model, with the crops inside the graph (:class:`JointCrops`, TFLite
+builtins only), so an exported cascade takes an image and returns refined joints.
+
+Frames. Joints are in kpose's normalised coordinates of the image the model sees,
+``x_n = (u - (W - 1) / 2) / W`` for an input x pixel ``u`` (``y`` likewise with ``H``): the
+image's outer pixel edges are at -0.5 and 0.5 (``make_dataset(target="coords")``'s
+targets). A refiner's displacement is in its crop's normalised frame, ``(p - c) / side``
+for a crop centred on ``c``. Both are independent of resolution, which is why the
+cascade's image may be larger than stage 1's input (stage 1 then sees it resized).
+
+Training: stage 1 and each refiner with ``model.fit`` (stage 1 on
+:func:`~kpose.data.make_dataset` batches, refiners on
+:func:`~kpose.data.refiner_data.refiner_dataset` crops around simulated predictions);
+:func:`train_deeppose_cascade` does all stages in turn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from kpose.data.pipeline import make_dataset
+from kpose.data.records import PoseRecord
+from kpose.data.refiner_data import (JointErrorDistribution, check_sigma, check_torso,
+                                     measure_joint_errors, refiner_dataset)
+from kpose.losses import CoordinateL2Loss, VisibilityLoss
+from kpose.models.backbones import (MOBILENETV2_ALPHAS, alexnet_features, mobilenetv2_features,
+                                    resnet50_features)
+from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
+                                 RefineJoints)
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
+           "build_refinement_step", "compile_deeppose", "with_visibility_targets",
+           "train_deeppose_cascade", "DeepPoseTraining", "BACKBONES", "FC_UNITS"]
+
+BACKBONES = ("alexnet", "resnet50", "mobilenetv2")
+FC_UNITS = 4096  # the paper's two fully connected layers
+# Channels the resnet50/mobilenetv2 features are reduced to before the fully connected
+# layers: AlexNet's pool5 depth, so all backbones share the paper's head.
+_HEAD_CHANNELS = 256
+
+
+def build_deeppose(
+    skeleton: Skeleton | str,
+    *,
+    input_size: int | tuple[int, int] = 220,
+    backbone: str = "alexnet",
+    batchnorm: bool = True,
+    dropout: float = 0.6,
+    with_visibility: bool = False,
+    width: float = 1.0,
+    backbone_weights: str | None = None,
+    learning_rate: float | None = 1e-4,
+) -> keras.Model:
+    """Build (and compile) DeepPose's stage-1 regressor.
+
+    Args:
+        skeleton: the joints to regress.
+        input_size: ``size`` or ``(height, width)`` in pixels (the paper: 220; alexnet
+            needs at least 57).
+        backbone: ``"alexnet"`` (the paper's), ``"resnet50"`` or ``"mobilenetv2"``
+            (``keras.applications``, random init). Every backbone feeds the paper's head:
+            flatten, two fully connected ReLU layers of ``4096 * width`` with dropout,
+            a linear ``2K`` output; resnet50 and mobilenetv2 features are first reduced to
+            256 channels by a 1 x 1 convolution, and mobilenetv2's stride-16 features are
+            max-pooled to stride 32.
+        batchnorm: BatchNorm after every convolution's ReLU (seed 003); ``False`` gives
+            the paper's AlexNet with local response normalisation.
+        dropout: dropout rate after each fully connected layer (the paper and seed 003:
+            0.6).
+        with_visibility: add per-joint visibility logits (seed 003's ``(x, y, v)``
+            variant), trained with binary cross-entropy against "labelled".
+        width: multiplier of convolution filters and fully connected units (mobilenetv2:
+            the nearest ``alpha``); small values make test-sized models.
+        backbone_weights: local weights file for the backbone sub-model (nothing is
+            downloaded).
+        learning_rate: compile with Adam at this rate (:func:`compile_deeppose`);
+            ``None`` returns the model uncompiled.
+
+    Returns:
+        A functional ``keras.Model`` named ``deeppose``: input ``image`` ``(B, H, W, 3)``
+        float32 RGB 0..255; output ``keypoints`` ``(B, K, 2)`` float32 normalised
+        coordinates (about [-0.5, 0.5] inside the image), or with ``with_visibility`` a
+        dict of ``keypoints`` and ``visibility`` ``(B, K)`` float32 logits.
+    """
+    skeleton = get_skeleton(skeleton)
+    size = _input_size(input_size, "input_size")
+    _check_head_arguments(backbone, dropout, width, with_visibility)
+    image = keras.Input((*size, 3), name="image")
+    hidden = _regressor(image, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
+                        width=width, weights=backbone_weights)
+    joints = skeleton.num_joints
+    keypoints = _coordinates(hidden, joints, "keypoints")
+    outputs = keypoints
+    if with_visibility:
+        logits = keras.layers.Dense(joints, name="visibility_logits")(hidden)
+        visibility = keras.layers.Activation("linear", dtype="float32",
+                                             name="visibility")(logits)
+        outputs = {"keypoints": keypoints, "visibility": visibility}
+    model = keras.Model(image, outputs, name="deeppose")
+    if learning_rate is not None:
+        compile_deeppose(model, learning_rate=learning_rate)
+    return model
+
+
+def build_deeppose_refiner(
+    skeleton: Skeleton | str,
+    *,
+    crop_size: int = 220,
+    backbone: str = "alexnet",
+    batchnorm: bool = True,
+    dropout: float = 0.6,
+    width: float = 1.0,
+    backbone_weights: str | None = None,
+    learning_rate: float | None = 1e-4,
+    name: str = "deeppose_refiner",
+) -> keras.Model:
+    """Build (and compile) a refiner: one network shared by all joints of a stage.
+
+    The paper uses stage 1's architecture for every stage; so does this. The refiner sees
+    one joint's crop and predicts all ``K`` joints in that crop's normalised frame; the
+    cascade uses its prediction for joint ``i`` on the crop of joint ``i`` (predicting all
+    joints tells it which joint a crop is for: a wrist crop also shows the elbow).
+
+    Args:
+        skeleton: the joints; needs two distinct ``torso`` joints (the box side).
+        crop_size: side of the square crops in pixels (the paper: 220).
+        backbone, batchnorm, dropout, width, backbone_weights, learning_rate: as in
+            :func:`build_deeppose`.
+        name: the model's name (refiners in one cascade get their own names anyway).
+
+    Returns:
+        A functional ``keras.Model``: input ``crop`` ``(N, s, s, 3)`` float32 RGB 0..255,
+        output ``displacements`` ``(N, K, 2)`` float32 in the crop's normalised frame.
+        Train it on :func:`~kpose.data.refiner_data.refiner_dataset` with the
+        :class:`~kpose.losses.CoordinateL2Loss` it is compiled with.
+    """
+    skeleton = get_skeleton(skeleton)
+    check_torso(skeleton)
+    if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)) \
+            or crop_size < 2:
+        raise ValueError(f"crop_size must be an integer number of pixels >= 2, got "
+                         f"{crop_size!r}")
+    _check_head_arguments(backbone, dropout, width, False)
+    crop = keras.Input((int(crop_size), int(crop_size), 3), name="crop")
+    hidden = _regressor(crop, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
+                        width=width, weights=backbone_weights)
+    # A zero output layer makes a fresh refiner the identity step (no displacement) rather
+    # than a random jump, and training starts from the loss of "leave it where it is".
+    displacements = _coordinates(hidden, skeleton.num_joints, "displacements", zero_init=True)
+    model = keras.Model(crop, displacements, name=name)
+    if learning_rate is not None:
+        compile_deeppose(model, learning_rate=learning_rate)
+    return model
+
+
+def compile_deeppose(model: keras.Model, *, learning_rate: float = 1e-4, optimizer=None,
+                     visibility_weight: float = 1.0, **compile_kwargs) -> keras.Model:
+    """Compile a stage-1 model or refiner: :class:`CoordinateL2Loss` on the coordinates,
+    plus :class:`VisibilityLoss` (weighted by ``visibility_weight``) on ``visibility``."""
+    names = list(model.output_names)
+    if "visibility" in names:
+        coordinates = next(n for n in names if n != "visibility")
+        loss = {coordinates: CoordinateL2Loss(), "visibility": VisibilityLoss()}
+        compile_kwargs.setdefault("loss_weights",
+                                  {coordinates: 1.0, "visibility": float(visibility_weight)})
+    else:
+        loss = CoordinateL2Loss()
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), loss=loss,
+                  **compile_kwargs)
+    return model
+
+
+def with_visibility_targets(images, targets):
+    """``dataset.map`` function for a ``with_visibility`` model: ``(images, coords)`` ->
+    ``(images, {"keypoints": coords, "visibility": coords[..., 2]})`` (1 = labelled)."""
+    return images, {"keypoints": targets, "visibility": targets[..., 2]}
+
+
+def build_deeppose_cascade(
+    stage1: keras.Model,
+    refiners: Sequence[keras.Model],
+    *,
+    sigma: float,
+    skeleton: Skeleton | str,
+    input_size: int | tuple[int, int] | None = None,
+    all_stages: bool = False,
+) -> keras.Model:
+    """Stage 1 and its refiners as ONE functional model: image in, refined joints out.
+
+    Stage ``s`` (``refiners[s - 2]``) cuts one box of side ``sigma * diam(y)`` around each
+    joint of stage ``s - 1`` with :class:`JointBoxes` and :class:`JointCrops` (builtin
+    TFLite ops), runs the refiner on the ``B * K`` crops and moves every joint by its own
+    displacement (:class:`RefineJoints`).
+
+    Args:
+        stage1: a model from :func:`build_deeppose` (or loaded from ``.keras``).
+        refiners: models from :func:`build_deeppose_refiner`, stage 2 first; may be empty.
+        sigma: box side in torso diameters; must be the one the refiners were trained with.
+        skeleton: the joints (its ``torso`` pair gives ``diam``).
+        input_size: size of the cascade's image (default: stage 1's input). A larger
+            image gives the refiners more detail; stage 1 sees it resized (bilinear).
+        all_stages: output every stage's joints as ``stage_1`` ... ``stage_S`` instead of
+            only the last as ``keypoints``.
+
+    Returns:
+        A functional ``keras.Model`` named ``deeppose_cascade``: input ``image``
+        ``(B, H, W, 3)`` float32 RGB 0..255; output ``keypoints`` ``(B, K, 2)`` float32
+        normalised to the image (or the ``stage_N`` dict). When stage 1 has a
+        ``visibility`` output it is passed through, and the outputs are a dict.
+    """
+    skeleton = get_skeleton(skeleton)
+    check_torso(skeleton)
+    check_sigma(sigma)
+    stage1_size = _check_stage1(stage1, skeleton)
+    if isinstance(refiners, keras.Model) or not isinstance(refiners, Sequence):
+        raise ValueError("refiners must be a sequence (list) of refiner models, stage 2 "
+                         f"first, got {type(refiners).__name__}")
+    crop_sizes = [_check_refiner(refiner, i, skeleton) for i, refiner in enumerate(refiners)]
+    size = stage1_size if input_size is None else _input_size(input_size, "input_size")
+
+    image = keras.Input((*size, 3), name="image")
+    pixels = ImageNormalisation(1.0, 0.0, name="check_image")(image)  # checks, keeps 0..255
+    stage1_pixels = pixels
+    if size != stage1_size:
+        stage1_pixels = keras.layers.Resizing(*stage1_size, interpolation="bilinear",
+                                              name="stage_1_resize")(pixels)
+    first = _renamed(stage1, "stage_1_regressor")(stage1_pixels)
+    keypoints = first["keypoints"] if isinstance(first, dict) else first
+    stages = [keypoints]
+    for stage, (refiner, crop_size) in enumerate(zip(refiners, crop_sizes), start=2):
+        keypoints = _refine(pixels, keypoints, _renamed(refiner, f"stage_{stage}_refiner"),
+                            crop_size=crop_size, image_size=size, torso=skeleton.torso,
+                            sigma=float(sigma), prefix=f"stage_{stage}")
+        stages.append(keypoints)
+
+    if all_stages:
+        outputs = {f"stage_{s}": keras.layers.Identity(name=f"stage_{s}")(k)
+                   for s, k in enumerate(stages, start=1)}
+    else:
+        outputs = keras.layers.Identity(name="keypoints")(stages[-1])
+    if isinstance(first, dict) and "visibility" in first:
+        visibility = keras.layers.Identity(name="visibility")(first["visibility"])
+        outputs = ({**outputs, "visibility": visibility} if all_stages
+                   else {"keypoints": outputs, "visibility": visibility})
+    return keras.Model(image, outputs, name="deeppose_cascade")
+
+
+def build_refinement_step(refiner: keras.Model, skeleton: Skeleton | str, *, sigma: float,
+                          input_size: int | tuple[int, int]) -> keras.Model:
+    """One refinement stage on its own: ``{"image", "keypoints"}`` in, refined joints out.
+
+    For evaluating a refiner on given estimates (e.g. perturbed truth) without stage 1.
+
+    Args:
+        refiner: a model from :func:`build_deeppose_refiner`.
+        skeleton, sigma: as in :func:`build_deeppose_cascade`.
+        input_size: size of the image the crops are cut from.
+
+    Returns:
+        A functional model with inputs ``image`` ``(B, H, W, 3)`` float32 0..255 and
+        ``keypoints`` ``(B, K, 2)`` normalised, and output ``keypoints`` ``(B, K, 2)``.
+    """
+    skeleton = get_skeleton(skeleton)
+    check_torso(skeleton)
+    check_sigma(sigma)
+    crop_size = _check_refiner(refiner, 0, skeleton, argument="refiner")
+    size = _input_size(input_size, "input_size")
+    image = keras.Input((*size, 3), name="image")
+    estimate = keras.Input((skeleton.num_joints, 2), name="keypoints")
+    pixels = ImageNormalisation(1.0, 0.0, name="check_image")(image)
+    refined = _refine(pixels, estimate, refiner, crop_size=crop_size, image_size=size,
+                      torso=skeleton.torso, sigma=float(sigma), prefix="refine")
+    refined = keras.layers.Identity(name="refined")(refined)
+    return keras.Model({"image": image, "keypoints": estimate}, refined,
+                       name="deeppose_refinement_step")
+
+
+@dataclass
+class DeepPoseTraining:
+    """What :func:`train_deeppose_cascade` returns.
+
+    Attributes:
+        stage1: the trained stage-1 model.
+        refiners: trained refiners, stage 2 first.
+        cascade: :func:`build_deeppose_cascade` of them (output ``keypoints``).
+        histories: ``model.fit`` histories (``History.history`` dicts), stage 1 first.
+        errors: ``errors[j]`` is the error distribution of stages ``1 .. j + 1`` on the
+            training records that refiner ``j`` (stage ``j + 2``) was trained on.
+        sigma: box side in torso diameters.
+        input_size: ``(height, width)`` of the cascade's image.
+    """
+
+    stage1: keras.Model
+    refiners: list[keras.Model]
+    cascade: keras.Model
+    histories: list[dict] = field(default_factory=list)
+    errors: list[JointErrorDistribution] = field(default_factory=list)
+    sigma: float = 2.0
+    input_size: tuple[int, int] = (220, 220)
+
+
+def train_deeppose_cascade(
+    records: Sequence[PoseRecord],
+    skeleton: Skeleton | str,
+    stages: int = 3,
+    *,
+    sigma: float = 2.0,
+    input_size: int | tuple[int, int] = 220,
+    cascade_input_size: int | tuple[int, int] | None = None,
+    crop_size: int | None = None,
+    backbone: str = "alexnet",
+    width: float = 1.0,
+    batchnorm: bool = True,
+    dropout: float = 0.6,
+    with_visibility: bool = False,
+    steps: int | Sequence[int] = 1000,
+    batch_size: int = 32,
+    crops_per_sample: int = 40,
+    learning_rate: float = 1e-4,
+    error_records: Sequence[PoseRecord] | None = None,
+    seed: int = 0,
+    verbose: int = 0,
+) -> DeepPoseTraining:
+    """Train DeepPose stage by stage: stage 1, then one refiner per further stage.
+
+    Stage 1 trains on augmented top-down crops (``make_dataset(target="coords")``). Before
+    stage ``s >= 2``, the cascade of stages ``1 .. s - 1`` is run over ``error_records``
+    (default: the training records, as in the paper) to measure each joint's error
+    distribution; refiner ``s`` then trains on crops around simulated predictions drawn
+    from it (:func:`~kpose.data.refiner_data.refiner_dataset`).
+
+    Args:
+        records: training persons following ``skeleton``.
+        skeleton: the layout (needs torso joints when ``stages > 1``).
+        stages: 1 (stage 1 only) or more.
+        sigma: refinement box side in torso diameters (the paper: 2 for LSP, 1 for FLIC).
+        input_size: stage 1's input size.
+        cascade_input_size: size of the person crop the refiners cut from (default:
+            ``input_size``); larger gives the refiners more detail.
+        crop_size: refiner input side (default: stage 1's input height).
+        backbone, width, batchnorm, dropout, with_visibility: as in :func:`build_deeppose`
+            (the refiners share them, without visibility).
+        steps: training steps per stage, one number for all or one per stage.
+        batch_size: images (stage 1) or crops (refiners) per step.
+        crops_per_sample: refiner crops drawn per training image per pass.
+        learning_rate: Adam's rate for every stage.
+        error_records: persons to measure the error distributions on (a subset saves
+            time on large sets).
+        seed: seeds weights, data order, augmentation and the simulated displacements.
+        verbose: ``model.fit`` verbosity.
+
+    Returns:
+        A :class:`DeepPoseTraining` with the models, the fit histories and the measured
+        error distributions.
+    """
+    skeleton = get_skeleton(skeleton)
+    if isinstance(stages, bool) or not isinstance(stages, (int, np.integer)) or stages < 1:
+        raise ValueError(f"stages must be an integer >= 1, got {stages!r}")
+    if stages > 1:
+        check_torso(skeleton)
+        check_sigma(sigma)
+    stage_steps = _steps_per_stage(steps, stages)
+    size = _input_size(input_size, "input_size")
+    cascade_size = size if cascade_input_size is None else _input_size(cascade_input_size,
+                                                                       "cascade_input_size")
+    crop = size[0] if crop_size is None else crop_size
+    records = list(records)
+    error_records = records if error_records is None else list(error_records)
+
+    keras.utils.set_random_seed(seed)
+    stage1 = build_deeppose(skeleton, input_size=size, backbone=backbone, batchnorm=batchnorm,
+                            dropout=dropout, with_visibility=with_visibility, width=width,
+                            learning_rate=learning_rate)
+    data = make_dataset(records, skeleton, input_size=size, target="coords", training=True,
+                        batch_size=batch_size, seed=seed).repeat()
+    if with_visibility:
+        data = data.map(with_visibility_targets)
+    history = stage1.fit(data, epochs=1, steps_per_epoch=stage_steps[0], verbose=verbose)
+    histories = [history.history]
+
+    refiners: list[keras.Model] = []
+    errors: list[JointErrorDistribution] = []
+    for stage in range(2, stages + 1):
+        so_far = build_deeppose_cascade(stage1, refiners, sigma=sigma, skeleton=skeleton,
+                                        input_size=cascade_size)
+        errors.append(measure_joint_errors(so_far, error_records, skeleton,
+                                           input_size=cascade_size, batch_size=batch_size))
+        keras.utils.set_random_seed(seed + stage)
+        refiner = build_deeppose_refiner(skeleton, crop_size=crop, backbone=backbone,
+                                         batchnorm=batchnorm, dropout=dropout, width=width,
+                                         learning_rate=learning_rate,
+                                         name=f"deeppose_refiner_{stage}")
+        crops = refiner_dataset(records, skeleton, errors[-1], sigma=sigma,
+                                input_size=cascade_size, crop_size=crop,
+                                crops_per_sample=crops_per_sample, batch_size=batch_size,
+                                seed=seed + stage).repeat()
+        history = refiner.fit(crops, epochs=1, steps_per_epoch=stage_steps[stage - 1],
+                              verbose=verbose)
+        histories.append(history.history)
+        refiners.append(refiner)
+
+    cascade = build_deeppose_cascade(stage1, refiners, sigma=sigma, skeleton=skeleton,
+                                     input_size=cascade_size)
+    return DeepPoseTraining(stage1, refiners, cascade, histories, errors, float(sigma),
+                            cascade_size)
+
+
+def _regressor(image, *, backbone: str, batchnorm: bool, dropout: float, width: float,
+               weights: str | None):
+    """Backbone features and the paper's two fully connected layers: ``(B, 4096 w)``."""
+    size = tuple(image.shape[1:3])
+    if backbone == "alexnet":
+        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+        features = alexnet_features(size, width=width, batchnorm=batchnorm,
+                                    weights=weights)(scaled)
+    else:
+        if backbone == "resnet50":
+            checked = ImageNormalisation(1.0, 0.0, name="normalise")(image)
+            scaled = CaffeNormalisation(name="caffe_normalise")(checked)
+            features = resnet50_features(size, weights=weights)(scaled)
+        else:
+            scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+            alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
+            features = mobilenetv2_features(size, stride=16, alpha=alpha,
+                                            weights=weights)(scaled)
+            features = keras.layers.MaxPooling2D(2, padding="same",
+                                                 name="features_pool")(features)
+        channels = max(8, int(round(_HEAD_CHANNELS * width)))
+        features = keras.layers.Conv2D(channels, 1, activation="relu",
+                                       name="features_reduce")(features)
+        if batchnorm:
+            features = keras.layers.BatchNormalization(name="features_reduce_bn")(features)
+    hidden = keras.layers.Flatten(name="flatten")(features)
+    units = max(8, int(round(FC_UNITS * width)))
+    for index in (6, 7):  # AlexNet's fc6 and fc7
+        hidden = keras.layers.Dense(units, activation="relu", name=f"fc{index}")(hidden)
+        hidden = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(hidden)
+    return hidden
+
+
+def _coordinates(hidden, joints: int, name: str, *, zero_init: bool = False):
+    # Linear 2K output as (K, 2); the float32 identity names it and keeps it float32
+    # under mixed precision.
+    initializer = "zeros" if zero_init else "glorot_uniform"
+    flat = keras.layers.Dense(2 * joints, kernel_initializer=initializer,
+                              name=f"{name}_dense")(hidden)
+    pairs = keras.layers.Reshape((joints, 2), name=f"{name}_pairs")(flat)
+    return keras.layers.Activation("linear", dtype="float32", name=name)(pairs)
+
+
+def _refine(pixels, keypoints, refiner, *, crop_size: int, image_size, torso, sigma: float,
+            prefix: str):
+    boxes = JointBoxes(image_size, crop_size, torso, sigma, name=f"{prefix}_boxes")(keypoints)
+    crops = JointCrops(crop_size, name=f"{prefix}_crops")([pixels, boxes])
+    displacements = refiner(crops)
+    return RefineJoints(image_size, torso, sigma, name=f"{prefix}_update")(
+        [keypoints, displacements])
+
+
+def _renamed(model: keras.Model, name: str) -> keras.Model:
+    """The same layers under a name unique in the cascade (two refiners may share one)."""
+    return keras.Model(model.inputs, model.output, name=name)
+
+
+def _check_stage1(stage1, skeleton: Skeleton) -> tuple[int, int]:
+    if not isinstance(stage1, keras.Model):
+        raise ValueError(f"stage1 must be a keras.Model from build_deeppose, got "
+                         f"{type(stage1).__name__}")
+    shapes = [tuple(t.shape) for t in stage1.inputs]
+    if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][-1] != 3 \
+            or None in shapes[0][1:]:
+        raise ValueError(f"stage1 must take one image input (B, H, W, 3) of static size, "
+                         f"got inputs {shapes}")
+    output = stage1.output
+    if isinstance(output, dict):
+        if "keypoints" not in output:
+            raise ValueError(f"stage1 has outputs {sorted(output)} but no 'keypoints'")
+        output = output["keypoints"]
+    elif isinstance(output, (list, tuple)):
+        raise ValueError("stage1 must have one 'keypoints' output (B, K, 2), got "
+                         f"{len(output)} unnamed outputs")
+    expected = (None, skeleton.num_joints, 2)
+    if tuple(output.shape) != expected:
+        raise ValueError(f"stage1 must output keypoints {expected} for skeleton "
+                         f"{skeleton.name!r}, got {tuple(output.shape)}")
+    return shapes[0][1], shapes[0][2]
+
+
+def _check_refiner(refiner, index: int, skeleton: Skeleton, argument: str | None = None) -> int:
+    where = argument or f"refiners[{index}]"
+    if not isinstance(refiner, keras.Model):
+        raise ValueError(f"{where} must be a keras.Model from build_deeppose_refiner, got "
+                         f"{type(refiner).__name__}")
+    shapes = [tuple(t.shape) for t in refiner.inputs]
+    if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][-1] != 3 \
+            or shapes[0][1] is None or shapes[0][1] != shapes[0][2]:
+        raise ValueError(f"{where} must take square crops (N, s, s, 3) of a static size s, "
+                         f"got input shape {shapes[0] if len(shapes) == 1 else shapes}")
+    if shapes[0][1] < 2:
+        raise ValueError(f"{where} input size {shapes[0][1]} is too small for a crop")
+    outputs = refiner.outputs
+    expected = (None, skeleton.num_joints, 2)
+    if len(outputs) != 1 or tuple(outputs[0].shape) != expected:
+        raise ValueError(f"{where} must output displacements {expected} for skeleton "
+                         f"{skeleton.name!r}, got {[tuple(o.shape) for o in outputs]}")
+    return int(shapes[0][1])
+
+
+def _check_head_arguments(backbone: str, dropout: float, width: float,
+                          with_visibility) -> None:
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    if not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
+        raise ValueError(f"width must be a positive multiplier, got {width!r}")
+    if not isinstance(with_visibility, bool):
+        raise ValueError(f"with_visibility must be True or False, got {with_visibility!r}")
+
+
+def _input_size(input_size, argument: str) -> tuple[int, int]:
+    if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
+        size = (int(input_size), int(input_size))
+    elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in input_size):
+        size = (int(input_size[0]), int(input_size[1]))
+    else:
+        raise ValueError(f"{argument} must be an int or (height, width) in pixels, got "
+                         f"{input_size!r}")
+    if min(size) < 2:
+        raise ValueError(f"{argument} must be at least 2 px, got {input_size!r}")
+    return size
+
+
+def _steps_per_stage(steps, stages: int) -> list[int]:
+    values = [steps] * stages if isinstance(steps, (int, np.integer)) else list(steps)
+    if len(values) != stages or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                    or v < 1 for v in values):
+        raise ValueError(f"steps must be a positive integer or one per stage ({stages}), "
+                         f"got {steps!r}")
+    return [int(v) for v in values]
