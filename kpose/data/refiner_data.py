@@ -10,11 +10,12 @@ crops per image, each with an exact target.
 Frames. Everything is measured in the pipeline's *input* frame (pixels of the top-down
 person crop, see :mod:`kpose.data.transforms`). Joint errors and displacements are in
 *torso diameters* (the distance between the skeleton's two ``torso`` joints of the
-truth), which does not change under the crop's rotation and scale, so an error
-distribution measured on unaugmented crops applies to augmented ones. A refinement box
-around a point ``c`` (input px) with side ``L`` px defines the crop's normalised frame
-``(p - c) / L``: the crop's outer pixel edges are at -0.5 and 0.5, as for the whole
-input (:func:`kpose.data.transforms.normalise_keypoints`).
+truth), which does not change with the crop's scale, so an error distribution measured
+on unaugmented crops applies to zoomed ones (the random rotation and mirror of augmented
+crops are not applied to it: a simplification). A refinement box around a point ``c``
+(input px) with side ``L`` px defines the crop's normalised frame ``(p - c) / L``: the
+crop's outer pixel edges are at -0.5 and 0.5, as for the whole input
+(:func:`kpose.data.transforms.normalise_keypoints`).
 
 Public: :func:`joint_boxes` (box geometry shared with the in-graph
 :class:`~kpose.models.layers.JointCrops`), :class:`JointErrorDistribution`,
@@ -34,43 +35,15 @@ import tensorflow as tf
 from kpose.data.augment import Augmentation
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
-from kpose.data.transforms import denormalise_keypoints, keypoints_to_image
+from kpose.data.transforms import denormalise_keypoints, joint_boxes, keypoints_to_image
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["joint_boxes", "JointErrorDistribution", "joint_error_distribution",
+__all__ = ["JointErrorDistribution", "joint_error_distribution",
            "predict_image_keypoints", "measure_joint_errors", "refiner_dataset",
            "check_torso", "check_sigma"]
 
 # A torso shorter than this (input px) gives no usable box; such samples are left out.
 _MIN_TORSO_PX = 1.0
-
-
-def joint_boxes(centres, sides, image_size: tuple[int, int], crop_size: int):
-    """Square refinement boxes in ``tf.image.crop_and_resize``'s box convention.
-
-    ``crop_and_resize`` places the first and last crop pixel *centres* on the box edges it
-    is given (``y1 * (H - 1)`` and ``y2 * (H - 1)`` in pixels). To sample a box of side
-    ``L`` px centred on ``c`` as ``crop_size`` pixels that tile it (each covers
-    ``L / crop_size`` px), the outer sample centres are at ``c -+ L (n - 1) / (2 n)``;
-    then crop pixel ``j`` sits at ``c + L (j - (n - 1) / 2) / n``, i.e. the crop's
-    normalised frame is ``(p - c) / L``.
-
-    Args:
-        centres: ``(..., 2)`` box centres ``(x, y)`` in pixels of an image of ``image_size``.
-        sides: ``(...)`` box sides in pixels (broadcast against ``centres[..., 0]``).
-        image_size: ``(height, width)`` of the image the boxes are cut from, both >= 2.
-        crop_size: pixels per side of the crop.
-
-    Returns:
-        ``(..., 4)`` float32 tensor ``(y1, x1, y2, x2)`` for ``tf.image.crop_and_resize``
-        and :class:`~kpose.models.layers.JointCrops`.
-    """
-    height, width = image_size
-    centres = tf.cast(centres, tf.float32)
-    reach = tf.cast(sides, tf.float32) * ((crop_size - 1) / (2.0 * crop_size))
-    x, y = centres[..., 0], centres[..., 1]
-    return tf.stack([(y - reach) / (height - 1), (x - reach) / (width - 1),
-                     (y + reach) / (height - 1), (x + reach) / (width - 1)], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -119,10 +92,12 @@ class JointErrorDistribution:
                    np.tile(np.eye(2) * std**2, (num_joints, 1, 1)),
                    np.zeros(num_joints, np.int64))
 
-    def cholesky(self) -> np.ndarray:
-        """``(K, 2, 2)`` lower factors ``C`` with ``C C^T = covariance`` (jittered if singular)."""
-        jitter = 1e-12 * np.eye(2)
-        return np.linalg.cholesky(self.covariance + jitter)
+    def factor(self) -> np.ndarray:
+        """``(K, 2, 2)`` matrices ``C`` with ``C C^T = covariance``: ``mean + C z`` with
+        ``z ~ N(0, I)`` is a draw. Symmetric square roots, which also exist for singular
+        covariances (a Cholesky factor would not)."""
+        values, vectors = np.linalg.eigh(self.covariance)
+        return vectors * np.sqrt(np.maximum(values, 0.0))[:, None, :] @ vectors.transpose(0, 2, 1)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "covariance": self.covariance.tolist(),
@@ -334,7 +309,7 @@ def refiner_dataset(
                         augmentation=augmentation, drop_remainder=False)
     draw_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=training)
     mean = tf.constant(errors.mean, tf.float32)
-    factor = tf.constant(errors.cholesky(), tf.float32)
+    factor = tf.constant(errors.factor(), tf.float32)
     torso = skeleton.torso
     k = skeleton.num_joints
     draws = int(crops_per_sample)

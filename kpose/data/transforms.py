@@ -29,6 +29,7 @@ __all__ = [
     "keypoints_to_input",
     "normalise_keypoints",
     "denormalise_keypoints",
+    "joint_boxes",
 ]
 
 
@@ -195,6 +196,34 @@ def denormalise_keypoints(points, input_size: tuple[int, int]):
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0], np.float32)
     size = np.array([width, height], np.float32)
     return points[..., :2] * size + centre
+
+
+def joint_boxes(centres, sides, image_size: tuple[int, int], crop_size: int):
+    """Square refinement boxes in ``tf.image.crop_and_resize``'s box convention.
+
+    ``crop_and_resize`` places the first and last crop pixel *centres* on the box edges it
+    is given (``y1 * (H - 1)`` and ``y2 * (H - 1)`` in pixels). To sample a box of side
+    ``L`` px centred on ``c`` as ``crop_size`` pixels that tile it (each covers
+    ``L / crop_size`` px), the outer sample centres are at ``c -+ L (n - 1) / (2 n)``;
+    then crop pixel ``j`` sits at ``c + L (j - (n - 1) / 2) / n``, i.e. the crop's
+    normalised frame is ``(p - c) / L``.
+
+    Args:
+        centres: ``(..., 2)`` box centres ``(x, y)`` in pixels of an image of ``image_size``.
+        sides: ``(...)`` box sides in pixels (broadcast against ``centres[..., 0]``).
+        image_size: ``(height, width)`` of the image the boxes are cut from, both >= 2.
+        crop_size: pixels per side of the crop.
+
+    Returns:
+        ``(..., 4)`` float32 tensor ``(y1, x1, y2, x2)`` for ``tf.image.crop_and_resize``
+        and :class:`~kpose.models.layers.JointCrops`.
+    """
+    height, width = image_size
+    centres = tf.cast(centres, tf.float32)
+    reach = tf.cast(sides, tf.float32) * ((crop_size - 1) / (2.0 * crop_size))
+    x, y = centres[..., 0], centres[..., 1]
+    return tf.stack([(y - reach) / (height - 1), (x - reach) / (width - 1),
+                     (y + reach) / (height - 1), (x + reach) / (width - 1)], axis=-1)
 
 
 def _as_3x3(matrix: np.ndarray) -> np.ndarray:

@@ -10,11 +10,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kpose.data.refiner_data import joint_boxes
+from kpose.data.transforms import joint_boxes
 
 __all__ = ["HeatmapDecoder", "CenterMap", "ImageNormalisation", "DECODING_METHODS",
            "center_map", "JointCrops", "JointBoxes", "RefineJoints",
-           "LocalResponseNormalisation", "CaffeNormalisation"]
+           "LocalResponseNormalisation", "CaffeNormalisation", "ResizeImages"]
 
 DECODING_METHODS = ("taylor", "soft_argmax")
 
@@ -231,7 +231,7 @@ class JointCrops(keras.layers.Layer):
     - ``boxes``: ``(B, K, 4)`` float ``(y1, x1, y2, x2)`` in ``crop_and_resize``'s frame:
       row ``y1 * (H - 1)`` (so 0 and 1 are the centres of the first and last pixel rows),
       the first crop row samples ``y1`` and the last ``y2``; likewise for x. Use
-      :func:`kpose.data.refiner_data.joint_boxes` for boxes around points.
+      :func:`kpose.data.transforms.joint_boxes` for boxes around points.
 
     Output ``(B * K, h, w, C)`` float32: the crop of box ``k`` of image ``b`` is row
     ``b * K + k``, the order of ``crop_and_resize`` with ``box_indices = [0]*K + [1]*K ...``.
@@ -316,7 +316,7 @@ class JointBoxes(keras.layers.Layer):
 
     Input ``(B, K, 2)`` joints in normalised coordinates of an image of ``image_size``
     (kpose's frame: ``(u - (W - 1) / 2) / W``). Output ``(B, K, 4)`` float32 boxes for
-    :class:`JointCrops` (see :func:`kpose.data.refiner_data.joint_boxes`): crop ``i`` then
+    :class:`JointCrops` (see :func:`kpose.data.transforms.joint_boxes`): crop ``i`` then
     has the normalised frame ``(p - y_i) / side``.
 
     Args:
@@ -440,6 +440,34 @@ class CaffeNormalisation(keras.layers.Layer):
         bgr = ops.flip(ops.cast(images, self.compute_dtype), axis=-1)
         return bgr - ops.convert_to_tensor(np.array(self.MEAN_BGR, "float32"),
                                            dtype=self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class ResizeImages(keras.layers.Layer):
+    """Bilinear resize (half-pixel centres, no antialiasing): RESIZE_BILINEAR in TFLite.
+
+    Pixel edges map to pixel edges, so kpose's normalised coordinates mean the same point
+    before and after. Used instead of ``keras.layers.Resizing``, whose ``call`` defaults
+    to ``training=True`` and, in Keras 3.15, passes that on to the layers after it when a
+    model is called without ``training`` (BatchNorm and Dropout then run in training mode).
+
+    Input ``(B, H, W, C)``; output ``(B, height, width, C)`` float32.
+    """
+
+    def __init__(self, height: int, width: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+
+    def call(self, images):
+        return ops.image.resize(ops.cast(images, "float32"), (self.height, self.width),
+                                interpolation="bilinear", antialias=False)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
 
 
 def _tent_weights(start, end, size: int, samples: int):
