@@ -101,7 +101,8 @@ def main() -> int:
 
 
 def _print_row(row):
-    label = f"{row['data']} T={row['stages']} {'IS' if row['intermediate_supervision'] else 'no IS'}"
+    supervision = "IS" if row["intermediate_supervision"] else "no IS"
+    label = f"{row['data']} T={row['stages']} {supervision}"
     print(f"\n{label}: {row['parameters']:,} params, {row['gflops']:.2f} GFLOPs/image, "
           f"{row['train_seconds']:.0f} s for {row['steps']} steps")
     for stage, values in row["stages_pck"].items():

@@ -14,7 +14,8 @@ from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pckh
 from kpose.models.layers import HeatmapDecoder
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["evaluate", "predict_stage_keypoints", "stage_pck_report", "mean_pose_baseline"]
+__all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
+           "stage_pck_report", "mean_pose_baseline"]
 
 
 def evaluate(model_or_path, data, *, batch_size: int = 32) -> dict:
@@ -96,19 +97,44 @@ def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skel
         ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
         for ``records[n]``.
     """
+    decoder = HeatmapDecoder(stride=stride, method=method)
+
+    def decode(outputs):
+        if not isinstance(outputs, dict):
+            outputs = {"stage_1": outputs}
+        return {name: decoder(maps).numpy() for name, maps in outputs.items()}
+
+    return predict_record_keypoints(model, records, skeleton, input_size=input_size,
+                                    decode=decode, batch_size=batch_size)
+
+
+def predict_record_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str,
+                             *, input_size: int | tuple[int, int], decode,
+                             batch_size: int = 32, margin: float = 1.25
+                             ) -> dict[str, np.ndarray]:
+    """Run a model over the records' top-down crops and bring its keypoints to image pixels.
+
+    Args:
+        model: callable on image batches ``(B, H, W, 3)``.
+        records: the persons; each is cropped around its box (no augmentation).
+        skeleton: their skeleton.
+        input_size: the model's input size.
+        decode: ``decode(outputs) -> {name: (B, K, C) array}`` with ``x, y`` in input
+            pixels in the first two columns (further columns, such as a score, are kept).
+        batch_size: crops per model call.
+        margin: box enlargement, as in training.
+
+    Returns:
+        ``{name: (N, K, C)}`` in image pixels, row ``n`` for ``records[n]``.
+    """
     skeleton = get_skeleton(skeleton)
     dataset = make_dataset(records, skeleton, input_size=input_size, target="none",
-                           batch_size=batch_size, with_meta=True)
-    decoder = HeatmapDecoder(stride=stride, method=method)
+                           batch_size=batch_size, margin=margin, with_meta=True)
     found: dict[str, list[np.ndarray]] = {}
     order = []
     for images, _, meta in dataset:
-        outputs = model(images, training=False)
-        if not isinstance(outputs, dict):
-            outputs = {"stage_1": outputs}
         matrices = meta["image_to_input"].numpy()
-        for name, maps in outputs.items():
-            keypoints = decoder(maps).numpy()
+        for name, keypoints in decode(model(images, training=False)).items():
             found.setdefault(name, []).append(keypoints_to_image(keypoints, matrices))
         order.append(meta["index"].numpy())
     inverse = np.argsort(np.concatenate(order))

@@ -198,7 +198,8 @@ class ValidationPCK(keras.callbacks.Callback):
     def __init__(self, data: LoadedData, *, input_size: int, every: int = 1,
                  batch_size: int = 32):
         super().__init__()
-        self.data, self.input_size, self.every, self.batch_size = data, input_size, every, batch_size
+        self.data, self.input_size = data, input_size
+        self.every, self.batch_size = every, batch_size
         self.truth = np.stack([r.keypoints for r in data.records])
 
     def on_epoch_end(self, epoch, logs=None):

@@ -20,7 +20,8 @@ def test_a_valid_record_converts_types():
 
 
 def test_keypoints_of_the_wrong_shape_are_refused():
-    with pytest.raises(ValueError, match=r"a\.jpg: keypoints must have shape \(K, 3\), got \(3, 2\)"):
+    message = r"a\.jpg: keypoints must have shape \(K, 3\), got \(3, 2\)"
+    with pytest.raises(ValueError, match=message):
         PoseRecord("a.jpg", (0, 0, 5, 5), np.zeros((3, 2)), "x", (10, 10))
 
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 from kpose.data.augment import NO_AUGMENTATION, Augmentation, jitter_colour, sample_augmentation
 from kpose.data.records import PoseRecord
 from kpose.data.targets import belief_maps, coordinate_targets
-from kpose.data.transforms import apply_matrix, augmentation_matrix, warp_image
+from kpose.data.transforms import (apply_matrix, augmentation_matrix, input_size_hw,
+                                   warp_image)
 from kpose.data.verify import find_unreadable_images
 from kpose.skeletons import Skeleton, get_skeleton
 
@@ -97,7 +98,7 @@ def make_dataset(
           ``(B, K, 3)`` in input pixels.
     """
     skeleton = get_skeleton(skeleton)
-    size = _input_size(input_size)
+    size = input_size_hw(input_size)
     records = _check_records(records, skeleton)
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -233,21 +234,6 @@ def _decode(sample: dict) -> dict:
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return {**sample, "image": image}
-
-
-def _input_size(input_size) -> tuple[int, int]:
-    if isinstance(input_size, (int, np.integer)):
-        size = (int(input_size), int(input_size))
-    else:
-        try:
-            size = tuple(int(s) for s in input_size)
-        except TypeError:
-            raise ValueError(f"input_size must be an int or (height, width), "
-                             f"got {input_size!r}") from None
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"input_size must be a positive int or (height, width), "
-                         f"got {input_size!r}")
-    return size
 
 
 def _check_records(records, skeleton: Skeleton) -> list[PoseRecord]:

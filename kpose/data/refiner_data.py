@@ -35,7 +35,7 @@ import tensorflow as tf
 from kpose.data.augment import Augmentation
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
-from kpose.data.transforms import denormalise_keypoints, joint_boxes, keypoints_to_image
+from kpose.data.transforms import denormalise_keypoints, input_size_hw, joint_boxes
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["JointErrorDistribution", "joint_error_distribution",
@@ -176,28 +176,24 @@ def predict_image_keypoints(model: Callable, records: Sequence[PoseRecord],
         ``{name: (N, K, 2)}`` float64 in image pixels, row ``n`` for ``records[n]``; a
         single-tensor model's output is named ``"keypoints"``.
     """
-    skeleton = get_skeleton(skeleton)
-    dataset = make_dataset(records, skeleton, input_size=input_size, target="none",
-                           batch_size=batch_size, margin=margin, with_meta=True)
-    size = _pair(input_size)
-    found: dict[str, list[np.ndarray]] = {}
-    order = []
-    for images, _, meta in dataset:
-        outputs = model(images, training=False)
+    # Imported here: kpose.evaluation loads kpose.models, which loads this module.
+    from kpose.evaluation import predict_record_keypoints
+
+    size = input_size_hw(input_size)
+
+    def decode(outputs):
         if not isinstance(outputs, dict):
             outputs = {"keypoints": outputs}
-        matrices = meta["image_to_input"].numpy()
-        for name, normalised in outputs.items():
-            normalised = np.asarray(normalised)
-            if normalised.ndim != 3 or normalised.shape[-1] != 2:
-                continue  # visibility logits and other non-coordinate outputs
-            pixels = denormalise_keypoints(normalised.astype(np.float64), size)
-            found.setdefault(name, []).append(keypoints_to_image(pixels, matrices))
-        order.append(meta["index"].numpy())
+        # Only (B, K, 2) normalised coordinates; visibility logits and the like are skipped.
+        return {name: denormalise_keypoints(np.asarray(value, np.float64), size)
+                for name, value in outputs.items()
+                if np.ndim(value) == 3 and np.shape(value)[-1] == 2}
+
+    found = predict_record_keypoints(model, records, skeleton, input_size=input_size,
+                                     decode=decode, batch_size=batch_size, margin=margin)
     if not found:
         raise ValueError("the model returned no (B, K, 2) coordinate output")
-    inverse = np.argsort(np.concatenate(order))
-    return {name: np.concatenate(parts)[inverse] for name, parts in found.items()}
+    return found
 
 
 def measure_joint_errors(model: Callable, records: Sequence[PoseRecord],
@@ -280,7 +276,7 @@ def refiner_dataset(
     skeleton = get_skeleton(skeleton)
     check_torso(skeleton)
     check_sigma(sigma)
-    size = _pair(input_size)
+    size = input_size_hw(input_size)
     if not isinstance(errors, JointErrorDistribution):
         raise ValueError(f"errors must be a JointErrorDistribution, got "
                          f"{type(errors).__name__}")
@@ -377,17 +373,3 @@ def _torso_diameters(keypoints: np.ndarray, skeleton: Skeleton):
     both = (keypoints[:, a, 2] > 0) & (keypoints[:, b, 2] > 0)
     diameters = np.hypot(*(keypoints[:, a, :2] - keypoints[:, b, :2]).T)
     return diameters, both & (diameters >= _MIN_TORSO_PX)
-
-
-def _pair(input_size) -> tuple[int, int]:
-    if isinstance(input_size, (int, np.integer)):
-        return int(input_size), int(input_size)
-    try:
-        size = tuple(int(s) for s in input_size)
-    except TypeError:
-        raise ValueError(f"input_size must be an int or (height, width), got "
-                         f"{input_size!r}") from None
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"input_size must be a positive int or (height, width), got "
-                         f"{input_size!r}")
-    return size

@@ -30,6 +30,7 @@ __all__ = [
     "normalise_keypoints",
     "denormalise_keypoints",
     "joint_boxes",
+    "input_size_hw",
 ]
 
 
@@ -224,6 +225,29 @@ def joint_boxes(centres, sides, image_size: tuple[int, int], crop_size: int):
     x, y = centres[..., 0], centres[..., 1]
     return tf.stack([(y - reach) / (height - 1), (x - reach) / (width - 1),
                      (y + reach) / (height - 1), (x + reach) / (width - 1)], axis=-1)
+
+
+def input_size_hw(input_size, argument: str = "input_size", *, minimum: int = 1
+                  ) -> tuple[int, int]:
+    """``size`` or ``(height, width)`` in pixels -> ``(height, width)`` ints.
+
+    Raises ``ValueError`` naming ``argument`` when the value is not one or two integers
+    of at least ``minimum``.
+    """
+    def is_int(value):
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    if is_int(input_size):
+        size = (int(input_size), int(input_size))
+    elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(
+            is_int(s) for s in input_size):
+        size = (int(input_size[0]), int(input_size[1]))
+    else:
+        raise ValueError(f"{argument} must be an int or (height, width) in pixels, got "
+                         f"{input_size!r}")
+    if min(size) < minimum:
+        raise ValueError(f"{argument} must be at least {minimum} px, got {input_size!r}")
+    return size
 
 
 def _as_3x3(matrix: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import keras
 
+from kpose.data.transforms import input_size_hw
 from kpose.losses import BeliefMapLoss
 from kpose.models.backbones import MOBILENETV2_ALPHAS, mobilenetv2_features
 from kpose.models.layers import CenterMap, HeatmapDecoder, ImageNormalisation
@@ -254,10 +255,7 @@ def _stage_names(model: keras.Model) -> list[str]:
 
 
 def _input_size(input_size) -> tuple[int, int]:
-    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    if len(size) != 2 or any(not isinstance(s, int) or s < STRIDE for s in size):
-        raise ValueError(f"input_size must be an int or (height, width) of at least "
-                         f"{STRIDE}, got {input_size!r}")
+    size = input_size_hw(input_size, minimum=STRIDE)
     if size[0] % STRIDE or size[1] % STRIDE:
         raise ValueError(f"input_size {size} must be divisible by the belief-map stride "
                          f"{STRIDE}")

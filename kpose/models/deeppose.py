@@ -36,6 +36,7 @@ import numpy as np
 
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
+from kpose.data.transforms import input_size_hw
 from kpose.data.refiner_data import (JointErrorDistribution, check_sigma, check_torso,
                                      measure_joint_errors, refiner_dataset)
 from kpose.losses import CoordinateL2Loss, VisibilityLoss
@@ -104,7 +105,7 @@ def build_deeppose(
         dict of ``keypoints`` and ``visibility`` ``(B, K)`` float32 logits.
     """
     skeleton = get_skeleton(skeleton)
-    size = _input_size(input_size, "input_size")
+    size = input_size_hw(input_size, "input_size", minimum=2)
     _check_head_arguments(backbone, dropout, width, with_visibility)
     image = keras.Input((*size, 3), name="image")
     hidden = _regressor(image, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
@@ -237,7 +238,8 @@ def build_deeppose_cascade(
         raise ValueError("refiners must be a sequence (list) of refiner models, stage 2 "
                          f"first, got {type(refiners).__name__}")
     crop_sizes = [_check_refiner(refiner, i, skeleton) for i, refiner in enumerate(refiners)]
-    size = stage1_size if input_size is None else _input_size(input_size, "input_size")
+    size = stage1_size if input_size is None else input_size_hw(input_size, "input_size",
+                                                                 minimum=2)
 
     image = keras.Input((*size, 3), name="image")
     pixels = ImageNormalisation(1.0, 0.0, name="check_image")(image)  # checks, keeps 0..255
@@ -289,7 +291,7 @@ def build_refinement_step(refiner: keras.Model, skeleton: Skeleton | str, *, sig
     check_torso(skeleton)
     check_sigma(sigma)
     crop_size = _check_refiner(refiner, 0, skeleton, argument="refiner")
-    size = _input_size(input_size, "input_size")
+    size = input_size_hw(input_size, "input_size", minimum=2)
     image = keras.Input((*size, 3), name="image")
     estimate = keras.Input((skeleton.num_joints, 2), name="keypoints")
     pixels = ImageNormalisation(1.0, 0.0, name="check_image")(image)
@@ -388,9 +390,9 @@ def train_deeppose_cascade(
         check_torso(skeleton)
         check_sigma(sigma)
     stage_steps = _steps_per_stage(steps, stages)
-    size = _input_size(input_size, "input_size")
-    cascade_size = size if cascade_input_size is None else _input_size(cascade_input_size,
-                                                                       "cascade_input_size")
+    size = input_size_hw(input_size, "input_size", minimum=2)
+    cascade_size = size if cascade_input_size is None else input_size_hw(
+        cascade_input_size, "cascade_input_size", minimum=2)
     crop = size[0] if crop_size is None else crop_size
     records = list(records)
     error_records = records if error_records is None else list(error_records)
@@ -548,20 +550,6 @@ def _check_head_arguments(backbone: str, dropout: float, width: float,
         raise ValueError(f"width must be a positive multiplier, got {width!r}")
     if not isinstance(with_visibility, bool):
         raise ValueError(f"with_visibility must be True or False, got {with_visibility!r}")
-
-
-def _input_size(input_size, argument: str) -> tuple[int, int]:
-    if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
-        size = (int(input_size), int(input_size))
-    elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in input_size):
-        size = (int(input_size[0]), int(input_size[1]))
-    else:
-        raise ValueError(f"{argument} must be an int or (height, width) in pixels, got "
-                         f"{input_size!r}")
-    if min(size) < 2:
-        raise ValueError(f"{argument} must be at least 2 px, got {input_size!r}")
-    return size
 
 
 def _steps_per_stage(steps, stages: int) -> list[int]:
