@@ -179,11 +179,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     print(json.dumps(output, indent=2))
     if args.out:
         from kpose.files import atomic_path
-        from kpose.viz import draw_pose
+        from kpose.viz import draw_pose, relative_scores
 
         for path, found in zip(args.images, keypoints):
             shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
-            figure = draw_pose(load_image(path), shown, skeleton, scores=np.clip(found[:, 2], 0, 1))
+            figure = draw_pose(load_image(path), shown, skeleton,
+                               scores=relative_scores(found[:, 2]))
             target = args.out / f"{path.stem}_pose.png"
             with atomic_path(target) as temporary:
                 figure.savefig(temporary, dpi=100)

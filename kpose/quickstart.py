@@ -87,13 +87,13 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
 
 
 def _draw_overlays(records, keypoints: np.ndarray, folder: Path) -> list[Path]:
-    from kpose.viz import draw_pose
+    from kpose.viz import draw_pose, relative_scores
 
     written = []
     for record, found in zip(records, keypoints):
         shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
         figure = draw_pose(load_image(record.image_path), shown, COCO_17,
-                           scores=np.clip(found[:, 2], 0, 1), ground_truth=record.keypoints,
+                           scores=relative_scores(found[:, 2]), ground_truth=record.keypoints,
                            title=f"{record.file_name}: prediction (x = truth)")
         path = folder / f"{Path(record.file_name).stem}.png"
         with atomic_path(path) as temporary:

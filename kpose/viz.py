@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["SIDE_COLOURS", "draw_pose", "plot_sample_grid"]
+__all__ = ["SIDE_COLOURS", "draw_pose", "plot_sample_grid", "relative_scores"]
 
 # Person's left, right and midline: one colour each, the same in every kpose picture.
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "centre": "#2ca02c"}
@@ -68,6 +68,14 @@ def draw_pose(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton | str
     if title:
         ax.set_title(title, fontsize=8)
     return figure
+
+
+def relative_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores divided by their maximum: opacities that keep a low-confidence pose visible
+    while its weakest joints still fade (``(K,)`` in, ``(K,)`` in [0, 1] out)."""
+    scores = np.clip(np.asarray(scores, np.float64), 0.0, None)
+    top = scores.max() if scores.size else 0.0
+    return scores / top if top > 0 else np.ones_like(scores)
 
 
 def plot_sample_grid(images: Sequence[np.ndarray], keypoints: Sequence[np.ndarray],

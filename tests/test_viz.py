@@ -61,3 +61,10 @@ def test_sample_grid_has_one_axes_per_image_and_saves_png(tmp_path):
 def test_wrong_keypoint_shape_is_refused():
     with pytest.raises(ValueError, match=r"shape \(14, 3\) for skeleton 'lsp_14'"):
         draw_pose(np.zeros((10, 10, 3)), np.zeros((17, 3)), LSP_14)
+
+
+def test_relative_scores_scale_by_the_best_joint():
+    from kpose.viz import relative_scores
+
+    np.testing.assert_allclose(relative_scores(np.array([0.1, 0.2, 0.05])), [0.5, 1.0, 0.25])
+    np.testing.assert_allclose(relative_scores(np.array([0.0, -1.0])), [1.0, 1.0])
