@@ -76,8 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--lr", type=float, default=1e-3,
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
     fit.add_argument("--mixed-precision", action="store_true")
-    fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "tpu"],
-                     default="auto")
+    fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"],
+                     default="auto", help="multiworker: run on every machine with its own "
+                     "TF_CONFIG (see kpose.multiworker)")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 __all__ = ["STRATEGIES", "resolve_strategy", "scaled_learning_rate", "REFERENCE_BATCH"]
 
-STRATEGIES = ("auto", "default", "mirrored", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
 # Learning rates in kpose are quoted for a global batch of 16 images.
 REFERENCE_BATCH = 16
@@ -20,12 +20,18 @@ def resolve_strategy(name: str = "auto") -> tf.distribute.Strategy:
     - ``"default"``: one device.
     - ``"mirrored"``: MirroredStrategy over all GPUs; with no GPU, over all logical CPU
       devices (split a CPU with ``tf.config.set_logical_device_configuration``).
+    - ``"multiworker"``: MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG``
+      (train it with :func:`kpose.multiworker.fit_multiworker`, not ``model.fit``).
     - ``"tpu"``: TPUStrategy; a ``ValueError`` when no TPU is found.
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multiworker":
+        from kpose.multiworker import multiworker_strategy
+
+        return multiworker_strategy()
     if name == "tpu":
         strategy = _tpu_strategy()
         if strategy is None:

@@ -22,11 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData, load_data_spec
@@ -34,6 +37,7 @@ from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.evaluation import predict_stage_keypoints
 from kpose.files import atomic_path
 from kpose.metrics import pck
+from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.cpm import build_cpm
 
 __all__ = ["RunConfig", "train", "load_run_model"]
@@ -109,7 +113,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             (``sigma`` in belief-map pixels).
         learning_rate: Adam's rate for a global batch of 16, scaled linearly.
         seed: seeds weights, shuffling and augmentation.
-        strategy: ``"auto"``, ``"default"``, ``"mirrored"`` or ``"tpu"``.
+        strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"tpu"`` or ``"multiworker"``
+            (every machine runs the same call with its own ``TF_CONFIG``; only worker 0
+            writes the run folder; see :mod:`kpose.multiworker`).
         mixed_precision: ``mixed_float16`` (``mixed_bfloat16`` on TPU); losses stay float32.
         resume: continue from ``checkpoints/last.keras`` with its optimiser state, epoch
             counter and place in the data stream; the result matches an uninterrupted run.
@@ -134,9 +140,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                        sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every,
                        model_options=model_options)
-    initial_epoch, best = _prepare_run_folder(out_dir, config, resume)
-
     distribution = resolve_strategy(strategy)
+    chief = is_chief(distribution)
+    initial_epoch, best = _prepare_run_folder(out_dir, config, resume, write=chief)
+    # Workers other than the chief keep their files out of the run folder.
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="kpose-worker-"))
     if mixed_precision:
         tpu = "TPU" in type(distribution).__name__
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if tpu else "mixed_float16")
@@ -153,25 +161,46 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     # under every strategy, and a resumed run picks it up at the exact sample.
     if steps_per_epoch is None:
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
-    dataset = make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
-                           target="belief_maps", num_stages=stages, training=True,
-                           batch_size=batch_size, seed=seed, sigma=sigma, repeat=True,
-                           start=initial_epoch * steps_per_epoch * batch_size)
+    start = initial_epoch * steps_per_epoch * batch_size
+
+    def stream(batch: int, shard: tuple[int, int] = (0, 1)):
+        return make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
+                            target="belief_maps", num_stages=stages, training=True,
+                            batch_size=batch, seed=seed, sigma=sigma, repeat=True,
+                            start=start, shard=shard)
+
     callbacks = []
     if val is not None:
         callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))
     callbacks += [
-        RunCheckpoint(out_dir / "checkpoints", monitor="val_pck@0.2" if val else "loss",
+        RunCheckpoint(write_dir / "checkpoints", monitor="val_pck@0.2" if val else "loss",
                       best=best),
-        keras.callbacks.CSVLogger(str(out_dir / "metrics.csv"), append=resume),
-        keras.callbacks.TensorBoard(str(out_dir / "logs"), write_graph=False),
+        keras.callbacks.CSVLogger(str(write_dir / "metrics.csv"), append=resume),
     ]
-    history = network.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                          verbose=verbose)
+    if strategy == "multiworker":
+        # Each worker is one input pipeline serving its shard of the stream; together
+        # they serve the global batches a single device would see.
+        def dataset_fn(context: tf.distribute.InputContext):
+            return stream(context.get_per_replica_batch_size(batch_size),
+                          (context.input_pipeline_id, context.num_input_pipelines))
+
+        history = fit_multiworker(network, distribution, dataset_fn, epochs=epochs,
+                                  initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                                  global_batch=batch_size,
+                                  callbacks=[*callbacks, EpochSummaries(write_dir / "logs")],
+                                  verbose=chief and verbose != 0)
+    else:
+        callbacks.append(keras.callbacks.TensorBoard(str(write_dir / "logs"),
+                                                     write_graph=False))
+        history = network.fit(stream(batch_size), epochs=epochs, initial_epoch=initial_epoch,
+                              steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                              verbose=verbose).history
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return network, history
     with atomic_path(out_dir / "model.keras") as temporary:
         network.save(temporary)
-    return network, history.history
+    return network, history
 
 
 def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:
@@ -216,6 +245,21 @@ class ValidationPCK(keras.callbacks.Callback):
         print(f" - val_pck@0.2: {logs['val_pck@0.2']:.4f}", flush=True)
 
 
+class EpochSummaries(keras.callbacks.Callback):
+    """Writes every epoch's logs as TensorBoard scalars (for the custom training loop,
+    where Keras's TensorBoard callback has no ``fit`` state to read)."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(Path(folder) / "train"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default():
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"epoch_{name}", value, step=epoch)
+        self.writer.flush()
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves,
     then ``state.json``; each through a temporary file and a rename."""
@@ -242,10 +286,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             temporary.write_text(json.dumps(state, indent=2) + "\n")
 
 
-def _prepare_run_folder(out_dir: Path, config: RunConfig, resume: bool
+def _prepare_run_folder(out_dir: Path, config: RunConfig, resume: bool, *, write: bool = True
                         ) -> tuple[int, float | None]:
-    """Check the folder against the run and write ``config.json``; returns the epoch to
-    start from and the best monitored value so far."""
+    """Check the folder against the run and (when ``write``) write ``config.json``; returns
+    the epoch to start from and the best monitored value so far."""
     config_path, state_path = out_dir / "config.json", out_dir / "checkpoints" / "state.json"
     if resume:
         if not state_path.is_file() or not (out_dir / "checkpoints" / "last.keras").is_file():
@@ -256,8 +300,11 @@ def _prepare_run_folder(out_dir: Path, config: RunConfig, resume: bool
             raise ValueError(f"{out_dir} belongs to a {previous.model!r} run, not "
                              f"{config.model!r}")
         state = json.loads(state_path.read_text())
-        config.save(config_path)
+        if write:
+            config.save(config_path)
         return int(state["epoch"]), state.get("best")
+    if not write:
+        return 0, None
     if config_path.exists() or state_path.exists():
         raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
                          "continue it, or choose another folder")

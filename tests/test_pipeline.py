@@ -264,3 +264,19 @@ def test_start_needs_repeat_and_cache_excludes_repeat(tmp_path):
         make_dataset([record], COCO_17, input_size=64, start=3)
     with pytest.raises(ValueError, match="cannot be combined with repeat=True"):
         make_dataset([record], COCO_17, input_size=64, repeat=True, cache=True)
+
+
+def test_shards_of_the_stream_together_serve_the_unsharded_batches(tmp_path):
+    records = [_blob_record(tmp_path, f"d{i}.png", at=(60.0 + 5 * i, 50.0)) for i in range(5)]
+
+    def indices(batch_size, shard):
+        dataset = make_dataset(records, COCO_17, input_size=64, training=True, seed=3,
+                               batch_size=batch_size, repeat=True, shard=shard, with_meta=True)
+        return [meta["index"].numpy() for _, _, meta in dataset.take(3)]
+
+    whole = indices(4, (0, 1))
+    first, second = indices(2, (0, 2)), indices(2, (1, 2))
+    for k in range(3):
+        assert sorted(np.concatenate([first[k], second[k]])) == sorted(whole[k])
+    with pytest.raises(ValueError, match="shard must be"):
+        make_dataset(records, COCO_17, input_size=64, shard=(2, 2), repeat=True)

@@ -46,6 +46,7 @@ def make_dataset(
     cache: bool = False,
     repeat: bool = False,
     start: int = 0,
+    shard: tuple[int, int] = (0, 1),
     with_meta: bool = False,
     verify_images: bool = False,
     skip_corrupt: bool = False,
@@ -78,6 +79,10 @@ def make_dataset(
             resumed run continues it exactly with ``start``.
         start: with ``repeat``, the position in the stream of the first sample served
             (``epoch * steps_per_epoch * batch_size`` to resume after ``epoch`` epochs).
+        shard: ``(index, count)``: with ``repeat``, serve only stream positions
+            ``start + index + count * j``. ``count`` input pipelines (one per worker),
+            each batching ``global_batch / count``, together serve batch ``k`` of the
+            unsharded stream at step ``k``.
         with_meta: yield a third element, a dict with ``index`` ``(B,)`` (position in
             ``records``), ``image_to_input`` ``(B, 3, 3)`` and ``keypoints`` ``(B, K, 3)`` in
             input pixels, for evaluation loops (not for ``model.fit``, which would take it
@@ -118,6 +123,10 @@ def make_dataset(
     if start < 0 or (start and not repeat):
         raise ValueError(f"start must be >= 0 and needs repeat=True, got start={start!r} "
                          f"with repeat={repeat!r}")
+    index, count = shard
+    if not 0 <= index < count or (count > 1 and not repeat):
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, and needs "
+                         f"repeat=True when count > 1; got shard={shard!r}")
     if repeat and cache:
         raise ValueError("cache=True keeps one pass in memory and cannot be combined with "
                          "repeat=True; choose one")
@@ -138,7 +147,7 @@ def make_dataset(
     flip_permutation = tf.constant(skeleton.flip_permutation, tf.int32)
     autotune = tf.data.AUTOTUNE
     if repeat:
-        dataset = _stream(columns, len(records), seed, shuffle, start)
+        dataset = _stream(columns, len(records), seed, shuffle, start, shard)
     else:
         dataset = _one_pass(columns, len(records), seed, shuffle, cache)
 
@@ -211,8 +220,8 @@ def _one_pass(columns: dict, count: int, seed: int, shuffle: bool, cache: bool
         lambda sample, draw: (sample, tf.stack([draw, sample["index"]])))
 
 
-def _stream(columns: dict, count: int, seed: int, shuffle: bool, start: int
-            ) -> tf.data.Dataset:
+def _stream(columns: dict, count: int, seed: int, shuffle: bool, start: int,
+            shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     """An endless stream whose sample ``i`` depends on ``(seed, i)`` alone."""
     table = {name: tf.constant(values) for name, values in columns.items()}
     seed = tf.constant(seed, tf.int64)
@@ -225,7 +234,7 @@ def _stream(columns: dict, count: int, seed: int, shuffle: bool, start: int
         sample = {name: tf.gather(values, index) for name, values in table.items()}
         return _decode(sample), tf.stack([seed, position])
 
-    positions = tf.data.Dataset.range(start, tf.int64.max)
+    positions = tf.data.Dataset.range(start + shard[0], tf.int64.max, shard[1])
     return positions.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
 
 
