@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("evaluate", help="score a model on a data set")
     score.add_argument("model", help="a .keras file or a run folder")
     score.add_argument("--data", required=True, help=DATA_SPEC_HELP)
+    score.add_argument("--flip", action="store_true",
+                       help="average each prediction with that of the mirrored image")
     score.add_argument("--json", type=Path, help="also write the report as JSON")
     score.set_defaults(run=_run_evaluate)
 
@@ -143,7 +145,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from kpose.evaluation import evaluate
 
-    report = evaluate(args.model, args.data)
+    report = evaluate(args.model, args.data, flip=args.flip)
     print(_report_table(report))
     if args.json:
         from kpose.files import atomic_path
@@ -204,7 +206,8 @@ def _parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def _report_table(report: dict) -> str:
-    lines = [f"{report['persons']} persons from {report['data']}", "",
+    flipped = " (flip-averaged)" if report.get("flip") else ""
+    lines = [f"{report['persons']} persons from {report['data']}{flipped}", "",
              f"{'stage':10s} {'PCK@0.1':>8s} {'PCK@0.2':>8s}"]
     for stage, values in report["stages"].items():
         lines.append(f"{stage:10s} {values['PCK@0.1']:8.3f} {values['PCK@0.2']:8.3f}")

@@ -12,19 +12,22 @@ from kpose.data.transforms import keypoints_to_image
 from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pckh, pcp,
                            pdj)
 from kpose.models.layers import HeatmapDecoder
+from kpose.models.test_time import flip_belief_maps
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
            "stage_pck_report", "mean_pose_baseline"]
 
 
-def evaluate(model_or_path, data, *, batch_size: int = 32) -> dict:
+def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -> dict:
     """Score a CPM on a data set: per stage PCK, and for the last stage every metric the
     data allows.
 
     Args:
         model_or_path: a trained CPM, a ``.keras`` file or a run folder.
         data: a data spec (see :mod:`kpose.data.specs`) or ``LoadedData``.
+        flip: average every stage's belief maps with those of the mirrored crop
+            (left/right maps swapped back) before decoding.
 
     Returns:
         A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per stage PCK@0.1 and
@@ -42,7 +45,7 @@ def evaluate(model_or_path, data, *, batch_size: int = 32) -> dict:
     records, skeleton = loaded.records, loaded.skeleton
     input_size = tuple(model.inputs[0].shape[1:3])
     stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, flip=flip)
     last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
     truth = np.stack([r.keypoints for r in records])
     final = {}
@@ -56,7 +59,7 @@ def evaluate(model_or_path, data, *, batch_size: int = 32) -> dict:
     coco = _coco_ap(last, records)
     if coco is not None:
         final["COCO"] = coco
-    return {"data": loaded.spec, "persons": len(records),
+    return {"data": loaded.spec, "persons": len(records), "flip": flip,
             "stages": stage_pck_report(stages, records, skeleton), "final": final}
 
 
@@ -86,25 +89,37 @@ def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
 
 def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
                             input_size: int | tuple[int, int], batch_size: int = 32,
-                            stride: int = 8, method: str = "taylor") -> dict[str, np.ndarray]:
+                            stride: int = 8, method: str = "taylor",
+                            flip: bool = False) -> dict[str, np.ndarray]:
     """Keypoints of every stage of a CPM for each record, in image pixels.
 
     Each record is cropped around its box as in training (no augmentation), every
-    ``stage_N`` output is decoded with :class:`HeatmapDecoder`, and the keypoints are
-    mapped back through the crop's matrix.
+    ``stage_N`` output is decoded with :class:`HeatmapDecoder` (after averaging with the
+    mirrored crop's maps when ``flip``), and the keypoints are mapped back through the
+    crop's matrix.
 
     Returns:
         ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
         for ``records[n]``.
     """
     decoder = HeatmapDecoder(stride=stride, method=method)
+    skeleton = get_skeleton(skeleton)
 
-    def decode(outputs):
+    def stage_maps(images, training=False):
+        outputs = model(images, training=False)
         if not isinstance(outputs, dict):
             outputs = {"stage_1": outputs}
+        if flip:
+            mirrored = model(images[:, :, ::-1], training=False)
+            mirrored = mirrored if isinstance(mirrored, dict) else {"stage_1": mirrored}
+            outputs = {name: 0.5 * (maps + flip_belief_maps(mirrored[name], skeleton))
+                       for name, maps in outputs.items()}
+        return outputs
+
+    def decode(outputs):
         return {name: decoder(maps).numpy() for name, maps in outputs.items()}
 
-    return predict_record_keypoints(model, records, skeleton, input_size=input_size,
+    return predict_record_keypoints(stage_maps, records, skeleton, input_size=input_size,
                                     decode=decode, batch_size=batch_size)
 
 

@@ -68,3 +68,17 @@ def test_count_flops_needs_static_shapes():
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
     with pytest.raises(ValueError, match="static shapes"):
         count_flops(model)
+
+
+def test_flip_averaging_swaps_sides_back_before_averaging(tmp_path):
+    """The colour model calls the red blob the left dot and the green blob the right dot.
+    On the mirrored crop it does the same, so after mirroring back and swapping left and
+    right, each dot's averaged map holds both blobs at half height: identical maps, and
+    scores half of the plain ones."""
+    records = [_dot_record(tmp_path, 0, (40, 30), (80, 70))]
+    plain = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64)["stage_2"]
+    flipped = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64,
+                                      flip=True)["stage_2"]
+    np.testing.assert_allclose(flipped[0, 0], flipped[0, 1], atol=1e-4)
+    np.testing.assert_allclose(flipped[0, :2, 2], 0.5 * plain[0, :2, 2].max(), rtol=1e-3)
+    assert flipped[0, 2, 2] == plain[0, 2, 2] == 0.0  # the midline joint has no evidence
