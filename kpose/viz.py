@@ -6,14 +6,17 @@ headless, in notebooks and in threads alike; ``fig.savefig("x.png")`` writes a P
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["SIDE_COLOURS", "draw_pose", "plot_sample_grid", "relative_scores"]
+__all__ = ["SIDE_COLOURS", "draw_pose", "plot_sample_grid", "relative_scores",
+           "plot_belief_maps", "plot_pck_curve", "plot_history", "plot_refinement"]
 
 # Person's left, right and midline: one colour each, the same in every kpose picture.
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "centre": "#2ca02c"}
@@ -106,5 +109,184 @@ def plot_sample_grid(images: Sequence[np.ndarray], keypoints: Sequence[np.ndarra
             continue
         draw_pose(images[i], keypoints[i], skeleton, ax=ax,
                   title=None if titles is None else titles[i])
+    figure.tight_layout(pad=0.3)
+    return figure
+
+
+def plot_belief_maps(image: np.ndarray, stage_maps: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+                     skeleton: Skeleton | str, *, joints: Sequence[str | int] | None = None
+                     ) -> Figure:
+    """Belief maps of chosen joints across CPM stages, over the input image (the paper's
+    Figure 7: how a wrist's map sharpens stage by stage).
+
+    Args:
+        image: ``(H, W, 3)`` model input, 0..255.
+        stage_maps: one ``(h, w, K + 1)`` array per stage (a list, or a dict of
+            ``stage_N`` outputs for one sample); maps are stretched over the image.
+        skeleton: names the joints.
+        joints: names or indices to show (default: the wrists and elbows present).
+
+    Returns:
+        A figure with one row per joint and one column per stage.
+    """
+    skeleton = get_skeleton(skeleton)
+    if isinstance(stage_maps, Mapping):
+        names = sorted(stage_maps, key=lambda n: int(str(n).split("_")[-1]))
+        stage_maps = [stage_maps[n] for n in names]
+    stage_maps = [np.asarray(m, np.float32) for m in stage_maps]
+    if not stage_maps:
+        raise ValueError("stage_maps is empty: give one belief-map array per stage")
+    for t, maps in enumerate(stage_maps):
+        if maps.ndim != 3 or maps.shape[-1] != skeleton.num_joints + 1:
+            raise ValueError(f"stage {t + 1} maps must be (h, w, {skeleton.num_joints + 1}), "
+                             f"got {maps.shape}")
+    if joints is None:
+        joints = [n for n in ("left_wrist", "right_wrist", "left_elbow", "right_elbow")
+                  if n in skeleton.joint_names] or [0]
+    indices = [skeleton.index(j) if isinstance(j, str) else int(j) for j in joints]
+    height, width = np.asarray(image).shape[:2]
+    figure = Figure(figsize=(2.2 * len(stage_maps), 2.2 * len(indices)))
+    axes = figure.subplots(len(indices), len(stage_maps), squeeze=False)
+    shown = np.clip(np.asarray(image, np.float32), 0, 255).astype(np.uint8)
+    for row, joint in enumerate(indices):
+        for column, maps in enumerate(stage_maps):
+            ax = axes[row, column]
+            ax.imshow(shown)
+            ax.imshow(np.clip(maps[..., joint], 0, None), cmap="inferno", alpha=0.6,
+                      extent=(-0.5, width - 0.5, height - 0.5, -0.5), vmin=0.0,
+                      vmax=max(float(maps[..., joint].max()), 1e-6))
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(f"stage {column + 1}", fontsize=9)
+            if column == 0:
+                ax.text(-0.08, 0.5, skeleton.joint_names[joint], rotation=90, fontsize=8,
+                        va="center", ha="right", transform=ax.transAxes)
+    figure.tight_layout(pad=0.3)
+    return figure
+
+
+def plot_pck_curve(curves: Mapping[str, tuple], skeleton: Skeleton | str, *,
+                   metric: str = "PCK", bar_threshold: float = 0.2) -> Figure:
+    """PCK (or PDJ) against the normalised threshold, one line per method or stage, and
+    per-joint bars at one threshold (the papers' Figures 3-6).
+
+    Args:
+        curves: ``{label: (thresholds (T,), overall (T,), per_joint (T, K))}``, as
+            :func:`kpose.metrics.pck_curve` returns them.
+        skeleton: names the joints of the bars.
+        metric: axis label (``"PCK"``, ``"PDJ"``, ``"PCKh"``).
+        bar_threshold: threshold of the per-joint bars (the nearest one in each curve).
+
+    Returns:
+        A figure: curves on the left (x from 0 to the largest threshold, y from 0 to 1),
+        grouped per-joint bars on the right.
+    """
+    skeleton = get_skeleton(skeleton)
+    if not curves:
+        raise ValueError("curves is empty: give at least one (thresholds, overall, per_joint)")
+    figure = Figure(figsize=(11, 4))
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    width = 0.8 / len(curves)
+    largest = 0.0
+    for i, (label, (thresholds, overall, per_joint)) in enumerate(curves.items()):
+        thresholds, overall = np.asarray(thresholds), np.asarray(overall)
+        per_joint = np.asarray(per_joint)
+        if per_joint.shape != (len(thresholds), skeleton.num_joints):
+            raise ValueError(f"curve {label!r}: per_joint must be (T, {skeleton.num_joints}), "
+                             f"got {per_joint.shape}")
+        largest = max(largest, float(thresholds.max()))
+        left.plot(thresholds, overall, "-", lw=2, label=label)
+        at = int(np.argmin(np.abs(thresholds - bar_threshold)))
+        positions = np.arange(skeleton.num_joints) + (i - (len(curves) - 1) / 2) * width
+        right.bar(positions, np.nan_to_num(per_joint[at]), width=width, label=label)
+    left.set_xlim(0, largest)
+    left.set_ylim(0, 1)
+    left.set_xlabel("normalised distance threshold")
+    left.set_ylabel(metric)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    right.set_xticks(np.arange(skeleton.num_joints))
+    right.set_xticklabels(skeleton.joint_names, rotation=60, ha="right", fontsize=7)
+    right.set_ylim(0, 1)
+    right.set_ylabel(f"{metric}@{bar_threshold:g} per joint")
+    figure.tight_layout()
+    return figure
+
+
+def plot_history(run_dir: str | Path) -> Figure:
+    """Losses per stage and validation PCK over the epochs of a run (its ``metrics.csv``).
+
+    Returns:
+        A figure: the total and every ``stage_N_loss`` on the left (log scale), the
+        validation PCK@0.2 on the right when the run had validation data.
+    """
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.csv in {run_dir}: is it a kpose run folder?")
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} has no epochs yet")
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+
+    def column(name):
+        return [float(r[name]) if r.get(name) not in (None, "", "nan") else np.nan for r in rows]
+
+    figure = Figure(figsize=(10, 3.8))
+    losses, accuracy = figure.subplots(1, 2)
+    names = ["loss"] + sorted((n for n in rows[0] if n.endswith("_loss") and n != "loss"),
+                              key=lambda n: [int(p) if p.isdigit() else p for p in n.split("_")])
+    for name in names:
+        losses.plot(epochs, column(name), "-o", ms=3, lw=2 if name == "loss" else 1,
+                    label=name)
+    losses.set_yscale("log")
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("loss")
+    losses.legend(fontsize=8)
+    if "val_pck@0.2" in rows[0]:
+        accuracy.plot(epochs, column("val_pck@0.2"), "-o", ms=3, color="#2ca02c")
+        accuracy.set_ylim(0, 1)
+    accuracy.set_xlabel("epoch")
+    accuracy.set_ylabel("validation PCK@0.2")
+    for ax in (losses, accuracy):
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_refinement(image: np.ndarray, stage_keypoints: Sequence[np.ndarray],
+                    skeleton: Skeleton | str, *, sigma: float = 2.0) -> Figure:
+    """DeepPose's cascade: each stage's estimate, and the boxes refiner stages cropped.
+
+    Args:
+        image: ``(H, W, 3)``, 0..255.
+        stage_keypoints: one ``(K, 2)`` or ``(K, 3)`` estimate per stage, image pixels.
+        skeleton: its ``torso`` gives the box side (``sigma`` x torso diameter of the
+            previous stage's estimate, as the refiners crop).
+        sigma: the cascade's box size in torso diameters.
+
+    Returns:
+        A figure with one panel per stage; panel ``s > 1`` shows the boxes around the
+        stage ``s - 1`` joints and the stage ``s`` estimate.
+    """
+    skeleton = get_skeleton(skeleton)
+    if not stage_keypoints:
+        raise ValueError("stage_keypoints is empty: give one (K, 2) estimate per stage")
+    from matplotlib.patches import Rectangle
+
+    stages = [np.asarray(k, np.float32)[:, :2] for k in stage_keypoints]
+    figure = Figure(figsize=(3.2 * len(stages), 3.4))
+    axes = figure.subplots(1, len(stages), squeeze=False)[0]
+    a, b = skeleton.torso
+    for s, (ax, points) in enumerate(zip(axes, stages)):
+        shown = np.concatenate([points, np.full((len(points), 1), 2.0)], axis=1)
+        draw_pose(image, shown, skeleton, ax=ax, title=f"stage {s + 1}")
+        if s == 0:
+            continue
+        previous = stages[s - 1]
+        side = sigma * float(np.hypot(*(previous[a] - previous[b])))
+        for x, y in previous:
+            ax.add_patch(Rectangle((x - side / 2, y - side / 2), side, side, fill=False,
+                                   lw=0.7, ec="white", alpha=0.6))
     figure.tight_layout(pad=0.3)
     return figure

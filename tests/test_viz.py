@@ -68,3 +68,58 @@ def test_relative_scores_scale_by_the_best_joint():
 
     np.testing.assert_allclose(relative_scores(np.array([0.1, 0.2, 0.05])), [0.5, 1.0, 0.25])
     np.testing.assert_allclose(relative_scores(np.array([0.0, -1.0])), [1.0, 1.0])
+
+
+def test_belief_maps_grid_has_a_row_per_joint_and_a_column_per_stage():
+    from kpose.viz import plot_belief_maps
+
+    maps = [np.random.default_rng(t).uniform(0, 1, (8, 8, 15)).astype(np.float32)
+            for t in range(3)]
+    figure = plot_belief_maps(np.zeros((64, 64, 3)), {"stage_1": maps[0], "stage_2": maps[1],
+                                                      "stage_3": maps[2]}, LSP_14,
+                              joints=["left_wrist", "right_elbow"])
+    assert len(figure.axes) == 6
+    assert [ax.get_title() for ax in figure.axes[:3]] == ["stage 1", "stage 2", "stage 3"]
+    overlay = figure.axes[4].images[1]  # row 2 (right elbow), stage 2
+    np.testing.assert_array_equal(overlay.get_array(), maps[1][..., LSP_14.index("right_elbow")])
+    assert overlay.get_extent() == [-0.5, 63.5, 63.5, -0.5]  # stretched over the input
+
+
+def test_pck_curve_draws_a_line_per_method_and_bars_per_joint():
+    from kpose.viz import plot_pck_curve
+
+    thresholds = np.linspace(0, 0.5, 11)
+    per_joint = np.tile(np.linspace(0, 1, 11)[:, None], (1, 14))
+    curves = {"stage 1": (thresholds, thresholds * 2, per_joint * 0.5),
+              "stage 2": (thresholds, thresholds, per_joint)}
+    left, right = plot_pck_curve(curves, LSP_14).axes
+    assert len(left.lines) == 2 and left.get_xlim() == (0, 0.5) and left.get_ylim() == (0, 1)
+    assert len(right.patches) == 2 * 14
+    heights = sorted({round(p.get_height(), 6) for p in right.patches})
+    assert heights == [0.2, 0.4]  # per-joint values at the 0.2 threshold of each curve
+
+
+def test_history_plots_every_stage_loss_and_validation_pck(tmp_path):
+    from kpose.viz import plot_history
+
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,loss,stage_1_loss,stage_2_loss,val_pck@0.2\n"
+        "0,10,6,4,0.1\n1,8,5,3,0.2\n2,6,4,2,0.3\n")
+    losses, accuracy = plot_history(tmp_path).axes
+    assert [line.get_label() for line in losses.lines] == ["loss", "stage_1_loss",
+                                                           "stage_2_loss"]
+    np.testing.assert_allclose(accuracy.lines[0].get_ydata(), [0.1, 0.2, 0.3])
+    with pytest.raises(FileNotFoundError, match="no metrics.csv"):
+        plot_history(tmp_path / "nowhere")
+
+
+def test_refinement_draws_one_box_per_joint_for_each_refiner_stage():
+    from kpose.viz import plot_refinement
+
+    stage1 = _pose()[:, :2]
+    figure = plot_refinement(np.zeros((100, 100, 3)), [stage1, stage1 + 1, stage1 + 2],
+                             LSP_14, sigma=0.5)
+    assert [len(ax.patches) for ax in figure.axes] == [0, 14, 14]
+    a, b = LSP_14.torso
+    side = 0.5 * np.hypot(*(stage1[a] - stage1[b]))
+    assert figure.axes[1].patches[0].get_width() == pytest.approx(side)
