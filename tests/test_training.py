@@ -167,3 +167,29 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, peo
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
                                    err_msg=a.path)
+
+
+def test_a_checkpoint_interrupted_mid_write_leaves_the_previous_one_usable(tmp_path, people,
+                                                                           monkeypatch):
+    import keras
+
+    from kpose.training import RunCheckpoint
+
+    out = tmp_path / "interrupted"
+    model, _ = train("cpm", people, out_dir=out, epochs=1, **SMALL)
+    before = (out / "checkpoints/last.keras").read_bytes()
+
+    def save_half_then_die(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(keras.Model, "save", save_half_then_die)
+    checkpoint = RunCheckpoint(out / "checkpoints", monitor="loss")
+    checkpoint.set_model(model)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {"loss": 1.0})
+    monkeypatch.undo()
+    assert (out / "checkpoints/last.keras").read_bytes() == before
+    assert not list((out / "checkpoints").glob(".*tmp*"))
+    assert keras.saving.load_model(out / "checkpoints/last.keras") is not None
