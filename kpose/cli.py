@@ -61,18 +61,21 @@ def _build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(run=_run_quickstart)
 
     fit = commands.add_parser("train", help="train a model into a run folder")
-    fit.add_argument("--model", choices=["cpm"], default="cpm")
+    fit.add_argument("--model", choices=["cpm", "deeppose"], default="cpm")
     fit.add_argument("--data", required=True, help=f"training data: {DATA_SPEC_HELP}")
     fit.add_argument("--val-data", help="held-out data for the validation PCK, same forms")
     fit.add_argument("--out", required=True, type=Path, help="run folder")
-    fit.add_argument("--backbone", choices=["cpm", "mobilenetv2"], default="cpm")
+    fit.add_argument("--backbone", choices=["cpm", "mobilenetv2", "alexnet", "resnet50"],
+                     default="cpm", help="cpm: the paper's own trunk (AlexNet for DeepPose)")
     fit.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     fit.add_argument("--epochs", type=int, default=10)
     fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     fit.add_argument("--batch-size", type=int, default=16, help="global batch")
-    fit.add_argument("--input-size", type=int, default=368)
-    fit.add_argument("--stages", type=int, default=6)
-    fit.add_argument("--sigma", type=float, default=1.0, help="belief-map sigma, map px")
+    fit.add_argument("--input-size", type=int, help="default: CPM 368, DeepPose 220")
+    fit.add_argument("--stages", type=int, help="default: CPM 6, DeepPose 3")
+    fit.add_argument("--sigma", type=float, default=1.0,
+                     help="CPM: belief-map sigma in map px; DeepPose: refinement box side "
+                     "in torso diameters (paper: 2 for LSP, 1 for FLIC)")
     fit.add_argument("--lr", type=float, default=1e-3,
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
     fit.add_argument("--mixed-precision", action="store_true")

@@ -24,14 +24,15 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
     data allows.
 
     Args:
-        model_or_path: a trained CPM, a ``.keras`` file or a run folder.
+        model_or_path: a trained CPM or DeepPose model, a ``.keras`` file or a run folder.
         data: a data spec (see :mod:`kpose.data.specs`) or ``LoadedData``.
         flip: average every stage's belief maps with those of the mirrored crop
             (left/right maps swapped back) before decoding.
 
     Returns:
-        A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per stage PCK@0.1 and
-        PCK@0.2, torso-normalised, with per-joint values) and ``"final"`` with PCK@0.1,
+        A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per CPM stage, or the one
+        ``keypoints`` output of other models: PCK@0.1 and PCK@0.2, torso-normalised, with
+        per-joint values) and ``"final"`` with PCK@0.1,
         PCK@0.2, PDJ@0.2, PCP@0.5, PCKh@0.5 (head boxes where the data has them, else the
         head segment) and, for COCO-style data with areas, the ten COCO AP numbers.
     """
@@ -44,9 +45,20 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
         model, _ = load_run_model(model_or_path)
     records, skeleton = loaded.records, loaded.skeleton
     input_size = tuple(model.inputs[0].shape[1:3])
-    stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
-                                     batch_size=batch_size, flip=flip)
-    last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
+    if any(len(output.shape) == 4 for output in model.outputs):  # CPM belief maps
+        stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
+                                         batch_size=batch_size, flip=flip)
+        last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
+    else:  # a coordinate regressor (DeepPose) or a keypoint model
+        if flip:
+            raise ValueError("flip averages belief maps; it applies to CPM models only")
+        from kpose.prediction import inference_model
+
+        keypoint_model = inference_model(model)
+        stages = predict_record_keypoints(
+            keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
+            decode=lambda outputs: {"keypoints": np.asarray(outputs)})
+        last = stages["keypoints"]
     truth = np.stack([r.keypoints for r in records])
     final = {}
     for name, result in (("PCK@0.1", pck(last, truth, skeleton, alpha=0.1)),

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from kpose.data.transforms import crop_matrix, keypoints_to_image, warp_image
 from kpose.models.cpm import build_cpm_inference
+from kpose.models.deeppose import build_deeppose_inference
 
 __all__ = ["predict", "inference_model", "load_image"]
 
@@ -20,8 +21,9 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
     """Keypoints of one person per image, in that image's pixels.
 
     Args:
-        model_or_path: a trained CPM (stage outputs), a keypoint model from
-            :func:`kpose.models.build_cpm_inference`, a ``.keras`` file or a run folder.
+        model_or_path: a trained CPM (stage outputs), a DeepPose stage 1 or cascade, a
+            keypoint model (``build_cpm_inference``, ``build_deeppose_inference``), a
+            ``.keras`` file or a run folder.
         images: image paths or ``(H, W, 3)`` RGB arrays in 0..255.
         boxes: one person box ``(x, y, w, h)`` per image in image pixels; ``None`` uses
             each whole image.
@@ -55,13 +57,16 @@ def inference_model(model_or_path) -> keras.Model:
         from kpose.training import load_run_model
 
         model_or_path, _ = load_run_model(model_or_path)
-    if any(name.startswith("stage_") for name in model_or_path.output_names):
+    outputs = model_or_path.outputs
+    if any(name.startswith("stage_") for name in model_or_path.output_names) and \
+            len(outputs[0].shape) == 4:
         return build_cpm_inference(model_or_path)
-    output = model_or_path.outputs[0]
-    if len(model_or_path.outputs) != 1 or tuple(output.shape[2:]) != (3,):
-        raise ValueError(f"model {model_or_path.name!r} outputs neither CPM stages nor "
-                         "keypoints (B, K, 3)")
-    return model_or_path
+    if len(outputs) == 1 and tuple(outputs[0].shape[2:]) == (3,):
+        return model_or_path
+    if any(len(o.shape) == 3 and o.shape[-1] == 2 for o in outputs):
+        return build_deeppose_inference(model_or_path)
+    raise ValueError(f"model {model_or_path.name!r} outputs neither CPM belief maps, DeepPose "
+                     "joints nor keypoints (B, K, 3)")
 
 
 def load_image(image) -> np.ndarray:

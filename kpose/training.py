@@ -19,6 +19,7 @@ at any moment leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -34,7 +35,7 @@ import tensorflow as tf
 from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData, load_data_spec
 from kpose.distribute import resolve_strategy, scaled_learning_rate
-from kpose.evaluation import predict_stage_keypoints
+from kpose.evaluation import predict_record_keypoints, predict_stage_keypoints
 from kpose.files import atomic_path
 from kpose.metrics import pck
 from kpose.multiworker import fit_multiworker, is_chief
@@ -42,7 +43,9 @@ from kpose.models.cpm import build_cpm
 
 __all__ = ["RunConfig", "train", "load_run_model"]
 
-MODELS = ("cpm",)
+MODELS = ("cpm", "deeppose")
+# The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px.
+_DEFAULTS = {"cpm": {"stages": 6, "input_size": 368}, "deeppose": {"stages": 3, "input_size": 220}}
 
 
 @dataclass
@@ -91,7 +94,7 @@ class RunConfig:
 def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
           val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
-          input_size: int = 368, stages: int = 6, width: float = 1.0,
+          input_size: int | None = None, stages: int | None = None, width: float = 1.0,
           backbone: str = "cpm", learning_rate: float = 1e-3, sigma: float = 1.0,
           seed: int = 0, strategy: str = "auto", mixed_precision: bool = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
@@ -99,7 +102,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
     Args:
-        model: ``"cpm"``.
+        model: ``"cpm"`` or ``"deeppose"``. A DeepPose run trains stage 1 and then one
+            refiner per further stage (:func:`kpose.models.train_deeppose_cascade`) for
+            ``epochs * steps_per_epoch`` steps each, and saves the one-graph cascade as
+            ``model.keras`` and every stage in ``stages/``; it runs on one device and does
+            not resume.
         data: a data spec (``"coco:ann.json:images"``, ``"synthetic:2000"``; see
             :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`.
         val_data: held-out data for the validation PCK@0.2 (torso) each ``val_every``
@@ -109,8 +116,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         epochs, batch_size, steps_per_epoch: ``batch_size`` is the global batch, split
             over the strategy's replicas; ``steps_per_epoch`` defaults to one pass
             (``len(records) // batch_size``).
-        input_size, stages, width, backbone, sigma: model and target settings
-            (``sigma`` in belief-map pixels).
+        input_size, stages, width, backbone: the model (defaults: CPM 368 px and 6
+            stages, DeepPose 220 px and 3 stages; ``backbone="cpm"`` means AlexNet for
+            DeepPose).
+        sigma: CPM: belief-map Gaussian sigma in map pixels. DeepPose: refinement box side
+            in torso diameters (the paper: 2 for LSP, 1 for FLIC).
         learning_rate: Adam's rate for a global batch of 16, scaled linearly.
         seed: seeds weights, shuffling and augmentation.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"tpu"`` or ``"multiworker"``
@@ -126,6 +136,17 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if model == "deeppose" and (resume or strategy not in ("auto", "default")):
+        raise ValueError("a DeepPose cascade trains stage by stage on one device and does not "
+                         "resume: use strategy 'default' and a new run folder")
+    for name, value in model_options.items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise ValueError(f"model option {name}={type(value).__name__} cannot be recorded in "
+                             "config.json; model options must be plain JSON values") from None
+    stages = _DEFAULTS[model]["stages"] if stages is None else stages
+    input_size = _DEFAULTS[model]["input_size"] if input_size is None else input_size
     out_dir = Path(out_dir)
     train_data = data if isinstance(data, LoadedData) else load_data_spec(data)
     val = val_data if isinstance(val_data, LoadedData) or val_data is None else \
@@ -150,6 +171,14 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if tpu else "mixed_float16")
     keras.utils.set_random_seed(seed)
     rate = scaled_learning_rate(learning_rate, batch_size)
+    if steps_per_epoch is None:
+        steps_per_epoch = max(1, len(train_data.records) // batch_size)
+    if model == "deeppose":
+        return _train_deeppose(train_data, val, out_dir, stages=stages, input_size=input_size,
+                               width=width, backbone="alexnet" if backbone == "cpm" else backbone,
+                               steps=epochs * steps_per_epoch, batch_size=batch_size,
+                               learning_rate=rate, sigma=sigma, seed=seed,
+                               verbose=0 if verbose == 0 else 2, **model_options)
     with distribution.scope():
         if resume:
             network = keras.saving.load_model(out_dir / "checkpoints" / "last.keras")
@@ -159,8 +188,6 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                                 **model_options)
     # The data are an endless stream whose sample i depends on (seed, i) only: the same
     # under every strategy, and a resumed run picks it up at the exact sample.
-    if steps_per_epoch is None:
-        steps_per_epoch = max(1, len(train_data.records) // batch_size)
     start = initial_epoch * steps_per_epoch * batch_size
 
     def stream(batch: int, shard: tuple[int, int] = (0, 1)):
@@ -201,6 +228,49 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     with atomic_path(out_dir / "model.keras") as temporary:
         network.save(temporary)
     return network, history
+
+
+def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Path, *,
+                    stages: int, input_size: int, width: float, backbone: str, steps: int,
+                    batch_size: int, learning_rate: float, sigma: float, seed: int,
+                    verbose: int, **model_options) -> tuple[keras.Model, dict]:
+    """Train a DeepPose cascade stage by stage and write its run folder."""
+    from kpose.metrics import pdj
+    from kpose.models.deeppose import (build_deeppose_cascade, build_deeppose_inference,
+                                       train_deeppose_cascade)
+
+    result = train_deeppose_cascade(train_data.records, train_data.skeleton, stages=stages,
+                                    sigma=sigma, input_size=input_size, backbone=backbone,
+                                    width=width, steps=steps, batch_size=batch_size,
+                                    learning_rate=learning_rate, seed=seed, verbose=verbose,
+                                    **model_options)
+    names = ["stage_1", *[f"refiner_{s}" for s in range(2, stages + 1)]]
+    for name, network in zip(names, [result.stage1, *result.refiners]):
+        with atomic_path(out_dir / "stages" / f"{name}.keras") as temporary:
+            network.save(temporary)
+    history = {"stage": list(range(1, stages + 1)),
+               "loss": [float(h["loss"][-1]) for h in result.histories],
+               "seconds": [round(s, 1) for s in result.seconds]}
+    if val is not None:
+        # Every stage's cascade, so the report shows what each refiner adds.
+        truth = np.stack([r.keypoints for r in val.records])
+        history["val_pdj@0.2"] = []
+        for count in range(1, stages + 1):
+            partial = build_deeppose_cascade(result.stage1, result.refiners[:count - 1],
+                                             sigma=sigma, skeleton=train_data.skeleton)
+            found = predict_record_keypoints(
+                build_deeppose_inference(partial), val.records, val.skeleton,
+                input_size=input_size, decode=lambda outputs: {"k": np.asarray(outputs)})["k"]
+            history["val_pdj@0.2"].append(pdj(found, truth, val.skeleton).value)
+            print(f"stage {count}: val PDJ@0.2 {history['val_pdj@0.2'][-1]:.4f}", flush=True)
+    with atomic_path(out_dir / "metrics.csv") as temporary:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(list(history))
+            writer.writerows(zip(*history.values()))
+    with atomic_path(out_dir / "model.keras") as temporary:
+        result.cascade.save(temporary)
+    return result.cascade, history
 
 
 def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:

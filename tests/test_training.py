@@ -193,3 +193,23 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_previous_one_usable(tmp_p
     assert (out / "checkpoints/last.keras").read_bytes() == before
     assert not list((out / "checkpoints").glob(".*tmp*"))
     assert keras.saving.load_model(out / "checkpoints/last.keras") is not None
+
+
+def test_deeppose_run_trains_the_cascade_and_evaluates_and_predicts(tmp_path, people):
+    out = tmp_path / "deeppose"
+    model, history = train("deeppose", people, val_data=people, out_dir=out, epochs=1,
+                           steps_per_epoch=2, batch_size=4, input_size=64, stages=2, width=0.25,
+                           sigma=2.0, strategy="default", verbose=0, crops_per_sample=2)
+    for name in ("config.json", "model.keras", "metrics.csv", "stages/stage_1.keras",
+                 "stages/refiner_2.keras"):
+        assert (out / name).is_file(), name
+    assert history["stage"] == [1, 2] and len(history["val_pdj@0.2"]) == 2
+    report = evaluate(out, people)
+    assert list(report["stages"]) == ["keypoints"] and "PDJ@0.2" in report["final"]
+    records = people.records[:2]
+    keypoints = predict(out, [r.image_path for r in records], [r.box for r in records])
+    assert keypoints.shape == (2, 17, 3) and np.all(keypoints[..., 2] == 1.0)
+    with pytest.raises(ValueError, match="trains stage by stage on one device"):
+        train("deeppose", people, out_dir=tmp_path / "again", resume=True, **SMALL)
+    with pytest.raises(ValueError, match="model option error_records=list cannot be recorded"):
+        train("deeppose", people, out_dir=tmp_path / "again", error_records=people.records)

@@ -2,7 +2,7 @@
 
 from kpose.models.cpm import build_cpm, build_cpm_inference, compile_cpm, receptive_field
 from kpose.models.deeppose import (DeepPoseTraining, build_deeppose, build_deeppose_cascade,
-                                   build_deeppose_refiner, build_refinement_step,
+                                   build_deeppose_inference, build_deeppose_refiner, build_refinement_step,
                                    compile_deeppose, train_deeppose_cascade,
                                    with_visibility_targets)
 from kpose.models.layers import (CenterMap, HeatmapDecoder, ImageNormalisation, JointBoxes,
@@ -13,6 +13,7 @@ __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
            "HeatmapDecoder", "CenterMap", "ImageNormalisation",
            "predict_belief_maps", "flip_belief_maps",
            "build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
+           "build_deeppose_inference",
            "build_refinement_step", "compile_deeppose", "with_visibility_targets",
            "train_deeppose_cascade", "DeepPoseTraining", "JointCrops", "JointBoxes",
            "RefineJoints"]

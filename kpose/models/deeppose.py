@@ -47,6 +47,7 @@ from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBo
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
+           "build_deeppose_inference", "NormalisedToPixels",
            "build_refinement_step", "compile_deeppose", "with_visibility_targets",
            "train_deeppose_cascade", "DeepPoseTraining", "BACKBONES", "FC_UNITS"]
 
@@ -300,6 +301,63 @@ def build_refinement_step(refiner: keras.Model, skeleton: Skeleton | str, *, sig
     refined = keras.layers.Identity(name="refined")(refined)
     return keras.Model({"image": image, "keypoints": estimate}, refined,
                        name="deeppose_refinement_step")
+
+
+def build_deeppose_inference(model: keras.Model) -> keras.Model:
+    """Wrap a DeepPose stage 1 or cascade so it outputs keypoints like every kpose model:
+    image in, ``(B, K, 3)`` ``(x, y, score)`` in input pixels out.
+
+    The score is the visibility probability when the model has a ``visibility`` output,
+    else 1 (a regressor always places every joint).
+    """
+    image = keras.Input(model.inputs[0].shape[1:], name="image")
+    outputs = model(image)
+    visibility = None
+    if isinstance(outputs, dict):
+        if "keypoints" not in outputs:
+            raise ValueError(f"model {model.name!r} has outputs {sorted(outputs)}; build the "
+                             "cascade with all_stages=False to get one 'keypoints' output")
+        visibility = outputs.get("visibility")
+        outputs = outputs["keypoints"]
+    if len(outputs.shape) != 3 or outputs.shape[-1] != 2:
+        raise ValueError(f"model {model.name!r} does not output normalised joints (B, K, 2); "
+                         f"got {tuple(outputs.shape)}")
+    height, width = image.shape[1:3]
+    layer = NormalisedToPixels((height, width), name="keypoints")
+    keypoints = layer([outputs, visibility]) if visibility is not None else layer(outputs)
+    return keras.Model(image, keypoints, name="deeppose_keypoints")
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class NormalisedToPixels(keras.layers.Layer):
+    """``(B, K, 2)`` crop-normalised joints -> ``(B, K, 3)`` ``(x, y, score)`` in input pixels.
+
+    ``u = x_n * W + (W - 1) / 2`` (likewise y with ``H``); the score is the sigmoid of the
+    visibility logits when they are given as a second input, else 1.
+    """
+
+    def __init__(self, input_size: tuple[int, int], **kwargs):
+        super().__init__(**kwargs)
+        self.input_size = tuple(int(s) for s in input_size)
+
+    def call(self, inputs):
+        joints, logits = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
+        height, width = self.input_size
+        scale = keras.ops.convert_to_tensor([width, height], dtype=joints.dtype)
+        centre = keras.ops.convert_to_tensor([(width - 1) / 2, (height - 1) / 2],
+                                             dtype=joints.dtype)
+        pixels = joints * scale + centre
+        score = (keras.ops.ones_like(joints[..., :1]) if logits is None
+                 else keras.ops.sigmoid(logits)[..., None])
+        return keras.ops.concatenate([pixels, score], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        joints = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
+            isinstance(input_shape[0], (list, tuple)) else input_shape
+        return (*joints[:-1], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "input_size": self.input_size}
 
 
 @dataclass
