@@ -22,8 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LSPET_BENCH = REPO.parent / "shared" / "realdata" / "lspet_bench"
+from bench_data import DEFAULT_LSPET_BENCH, load_split  # noqa: E402  (beside this script)
 VARIANTS = [(1, True), (3, True), (6, True), (3, False), (6, False)]
 
 
@@ -46,33 +45,22 @@ def main() -> int:
 
     import keras
 
-    from kpose.data import make_dataset, read_coco, read_lsp, write_synthetic_dataset
+    from kpose.data import make_dataset
     from kpose.evaluation import predict_stage_keypoints, stage_pck_report
     from kpose.models import build_cpm
     from kpose.models.complexity import count_flops
-    from kpose.skeletons import COCO_17, LSP_14
 
     variants = VARIANTS if args.variants is None else [
         (int(v[:-1]), v.endswith("+")) for v in args.variants]
     scratch = tempfile.TemporaryDirectory(prefix="kpose-cpm-bench-")
     results = []
     for data in args.data:
-        if data == "lspet_bench":
-            bench = args.lspet_bench
-            if not (bench / "joints_train.mat").is_file():
-                print(f"skipping lspet_bench: not found at {bench}", file=sys.stderr)
-                continue
-            train = read_lsp(bench / "joints_train.mat", bench / "images", variant="lspet")
-            val = read_lsp(bench / "joints_val.mat", bench / "images", variant="lspet",
-                           first_index=4001)
-            skeleton = LSP_14
-        else:
-            root = Path(scratch.name)
-            train = read_coco(write_synthetic_dataset(root / "train", args.synthetic_train,
-                                                      seed=1, progress=False))
-            val = read_coco(write_synthetic_dataset(root / "val", args.synthetic_val,
-                                                    seed=2, progress=False))
-            skeleton = COCO_17
+        split = load_split(data, lspet_bench=args.lspet_bench, scratch=Path(scratch.name) / data,
+                           synthetic_train=args.synthetic_train,
+                           synthetic_val=args.synthetic_val)
+        if split is None:
+            continue
+        train, val, skeleton = split
         for stages, supervised in variants:
             keras.utils.set_random_seed(0)
             model = build_cpm(skeleton, stages=stages, input_size=args.input_size,

@@ -24,8 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LSPET_BENCH = REPO.parent / "shared" / "realdata" / "lspet_bench"
+from bench_data import DEFAULT_LSPET_BENCH, load_split  # noqa: E402  (beside this script)
 PDJ_FRACTIONS = [round(0.05 * i, 2) for i in range(1, 11)]
 
 
@@ -65,32 +64,20 @@ def main() -> int:
 
     import numpy as np
 
-    from kpose.data import read_coco, read_lsp, write_synthetic_dataset
     from kpose.data.refiner_data import predict_image_keypoints
     from kpose.metrics import pck_curve, pcp
     from kpose.models import build_deeppose_cascade, train_deeppose_cascade
     from kpose.models.complexity import count_flops
-    from kpose.skeletons import COCO_17, LSP_14
 
     scratch = tempfile.TemporaryDirectory(prefix="kpose-deeppose-bench-")
     results = []
     for data in args.data:
-        if data == "lspet_bench":
-            bench = args.lspet_bench
-            if not (bench / "joints_train.mat").is_file():
-                print(f"skipping lspet_bench: not found at {bench}", file=sys.stderr)
-                continue
-            train = read_lsp(bench / "joints_train.mat", bench / "images", variant="lspet")
-            val = read_lsp(bench / "joints_val.mat", bench / "images", variant="lspet",
-                           first_index=4001)
-            skeleton = LSP_14
-        else:
-            root = Path(scratch.name)
-            train = read_coco(write_synthetic_dataset(root / "train", args.synthetic_train,
-                                                      seed=1, progress=False))
-            val = read_coco(write_synthetic_dataset(root / "val", args.synthetic_val,
-                                                    seed=2, progress=False))
-            skeleton = COCO_17
+        split = load_split(data, lspet_bench=args.lspet_bench, scratch=Path(scratch.name) / data,
+                           synthetic_train=args.synthetic_train,
+                           synthetic_val=args.synthetic_val)
+        if split is None:
+            continue
+        train, val, skeleton = split
         train = train[: args.max_train] if args.max_train else train
         val = val[: args.max_val] if args.max_val else val
         rng = np.random.default_rng(args.seed)

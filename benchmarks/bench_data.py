@@ -1,0 +1,32 @@
+"""The benchmarks' data: lspet_bench (real, train 4,000 / val 500) or synthetic people."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_LSPET_BENCH = REPO.parent / "shared" / "realdata" / "lspet_bench"
+
+
+def load_split(name: str, *, lspet_bench: Path, scratch: Path, synthetic_train: int,
+               synthetic_val: int):
+    """``(train_records, val_records, skeleton)`` for ``"lspet_bench"`` or ``"synthetic"``;
+    ``None`` (with a note on stderr) when lspet_bench is not found."""
+    from kpose.data import read_coco, read_lsp, write_synthetic_dataset
+    from kpose.skeletons import COCO_17, LSP_14
+
+    if name == "lspet_bench":
+        if not (lspet_bench / "joints_train.mat").is_file():
+            print(f"skipping lspet_bench: not found at {lspet_bench}", file=sys.stderr)
+            return None
+        images = lspet_bench / "images"
+        train = read_lsp(lspet_bench / "joints_train.mat", images, variant="lspet")
+        val = read_lsp(lspet_bench / "joints_val.mat", images, variant="lspet",
+                       first_index=4001)
+        return train, val, LSP_14
+    train = read_coco(write_synthetic_dataset(scratch / "train", synthetic_train, seed=1,
+                                              progress=False))
+    val = read_coco(write_synthetic_dataset(scratch / "val", synthetic_val, seed=2,
+                                            progress=False))
+    return train, val, COCO_17
