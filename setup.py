@@ -36,7 +36,7 @@ setup(
         "dev": ["pytest>=8.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
                 "pycocotools>=2.0.8"],
     },
-    entry_points={"console_scripts": ["kpose=kpose.cli:main"]},
+    entry_points={"console_scripts": ["kpose=kpose.cli:main", "kpose-export=export.cli:main"]},
     license="Apache-2.0",
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -3,8 +3,11 @@
 Synthetic Gaussian belief maps (46 x 46, CPM's grid) with peaks at random sub-pixel
 positions, in the interior and on the border, with and without noise and a weaker
 second mode elsewhere. Decoders: plain arg-max, ``HeatmapDecoder(method="taylor")``
-(log-parabola vertex around the arg-max) and ``method="soft_argmax"`` at several
-sharpness values. Prints mean and worst error in belief-map pixels, writes JSON.
+(log-parabola vertex around the arg-max), ``method="soft_argmax"`` at several
+sharpness values, and ``method="local_centroid"`` (the Edge TPU decoder) in float and,
+as ``local_centroid int8``, converted alone to a full-integer int8 ``.tflite`` (calibrated
+on maps of all four cases, another seed) and run in LiteRT. Prints mean and worst error
+in belief-map pixels, writes JSON.
 
     python benchmarks/decoding.py [--samples 400] [--json decoding.json]
 """
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +48,9 @@ def main() -> int:
     for beta in (10.0, 40.0, 160.0):
         decoders[f"soft_argmax b={beta:g}"] = HeatmapDecoder(
             stride=1, num_joints=1, method="soft_argmax", beta=beta)
+    decoders["local_centroid"] = HeatmapDecoder(stride=1, num_joints=1,
+                                                method="local_centroid")
+    decoders["local_centroid int8"] = _int8_decoder(args.sigma, args.seed + 1)
     rng = np.random.default_rng(args.seed)
     rows = []
     for case, options in CASES.items():
@@ -53,7 +60,7 @@ def main() -> int:
                 flat = maps[..., 0].reshape(len(maps), -1).argmax(axis=1)
                 found = np.stack([flat % SIZE, flat // SIZE], axis=1).astype(np.float64)
             else:
-                found = decoder(maps).numpy()[:, 0, :2]
+                found = np.asarray(decoder(maps))[:, 0, :2]
             error = np.linalg.norm(found - truth, axis=1)
             rows.append({"case": case, "decoder": name, "mean_error": float(error.mean()),
                          "max_error": float(error.max())})
@@ -91,6 +98,50 @@ def _maps(rng, count, sigma, *, border, noise, distractor):
             peak += rng.normal(0, noise, peak.shape)
         maps[i, ..., 0] = peak
     return maps, truth
+
+
+def _int8_decoder(sigma: float, seed: int):
+    """``local_centroid`` alone as an int8 LiteRT model: ``(N, 46, 46, 2)`` maps ->
+    ``(N, 1, 3)`` in map pixels (its int8 output is the fraction frame)."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kpose.models.layers import HeatmapDecoder
+
+    maps = keras.Input((SIZE, SIZE, 2))
+    model = keras.Model(maps, HeatmapDecoder(num_joints=1, stride=1, method="local_centroid",
+                                             frame="fraction")(maps))
+    rng = np.random.default_rng(seed)
+    calibration = np.concatenate([_maps(rng, 50, sigma, **options)[0]
+                                  for options in CASES.values()])
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, input_signature=[tf.TensorSpec([1, SIZE, SIZE, 2], tf.float32)],
+                     verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([m[None]] for m in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def decode(batch):
+        found = []
+        for one in batch:
+            scale, zero = source["quantization"]
+            interpreter.set_tensor(source["index"], np.clip(np.round(one[None] / scale + zero),
+                                                            -128, 127).astype(np.int8))
+            interpreter.invoke()
+            scale, zero = target["quantization"]
+            found.append((interpreter.get_tensor(target["index"])[0].astype(np.float32)
+                          - zero) * scale)
+        found = np.array(found)
+        found[..., :2] = found[..., :2] * SIZE - 0.5  # fraction -> map pixels
+        return found
+
+    return decode
 
 
 if __name__ == "__main__":

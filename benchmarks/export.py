@@ -1,0 +1,199 @@
+"""What does export cost and buy? Latency, size and accuracy of every export format.
+
+For each model variant (mobile CPM, default CPM, DeepPose cascade), train it briefly on
+synthetic people with ``kpose.train`` (a run folder, so the export calibrates on the run's
+own validation data), then export it with ``kpose-export``'s function to TFLite float32,
+float16, dynamic-range and int8 (the mobile CPM for the Edge TPU) and to ONNX. Every
+export is verified against Keras on held-out images; this prints, per variant, the
+median single-image latency of Keras float32 (a traced tf.function), LiteRT (1 thread and
+all threads) and ONNX Runtime with ratios to Keras in the same run, file sizes, keypoint
+differences to Keras and PCK@0.2 deltas, and checks the issue's goal for the mobile CPM
+int8 (under 3 MB, at least 3x faster than Keras float32 on one thread). Writes JSON.
+
+    python benchmarks/export.py [--input-size 192] [--train-steps 200] [--json export.json]
+    python benchmarks/export.py --run runs/cpm-mobile runs/deeppose   # trained runs
+
+A few hundred CPU training steps do not make a CPM find joints, so accuracy deltas of the
+default run only show that nothing breaks; pass trained run folders (``--run``) for
+deltas that mean something. Latency and size do not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Run as a script, this file's folder comes first on sys.path and its name would shadow
+# the ``export`` package: put the repository there instead.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+
+VARIANTS = ("cpm-mobile", "cpm", "deeppose")
+FORMATS = (("float32", dict(quantize="none", onnx=True)), ("float16", dict(quantize="float16")),
+           ("dynamic", dict(quantize="dynamic")), ("int8", dict(quantize="int8")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--input-size", type=int, default=192)
+    parser.add_argument("--stages", type=int, default=3, help="CPM stages")
+    parser.add_argument("--mobile-width", type=float, default=0.5,
+                        help="MobileNetV2 alpha and stage width of the mobile CPM")
+    parser.add_argument("--cpm-width", type=float, default=0.5)
+    parser.add_argument("--deeppose-width", type=float, default=0.25)
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--train-images", type=int, default=400)
+    parser.add_argument("--val-images", type=int, default=150)
+    parser.add_argument("--calibration-samples", type=int, default=100)
+    parser.add_argument("--verify-samples", type=int, default=50)
+    parser.add_argument("--latency-runs", type=int, default=50)
+    parser.add_argument("--run", nargs="+", type=Path, default=None,
+                        help="benchmark these trained run folders (or .keras files) instead "
+                             "of training the variants")
+    parser.add_argument("--json", type=Path, default=Path("export.json"))
+    args = parser.parse_args()
+
+    import kpose
+    from export import export_model
+
+    scratch = tempfile.TemporaryDirectory(prefix="kpose-export-bench-")
+    root = Path(scratch.name)
+    results = []
+    jobs = ([(path.stem, path) for path in args.run] if args.run else
+            [(variant, None) for variant in args.variants])
+    for variant, given in jobs:
+        started = time.perf_counter()
+        run = given or root / variant
+        options = {"run": str(given)} if given else _variant_options(variant, args)
+        if given is None:
+            kpose.train(data=f"synthetic:{args.train_images}:1",
+                        val_data=f"synthetic:{args.val_images}:2", out_dir=run, epochs=1,
+                        steps_per_epoch=args.train_steps, batch_size=8,
+                        input_size=args.input_size, verbose=0, **options)
+        train_seconds = time.perf_counter() - started
+        rows = []
+        for label, settings in FORMATS:
+            settings = dict(settings)
+            if label == "int8" and _is_mobile_cpm(run):
+                settings["edgetpu"] = True
+            result = export_model(run, root / f"{variant}-{label}",
+                                  calibration_samples=args.calibration_samples,
+                                  verify_samples=args.verify_samples,
+                                  latency_runs=args.latency_runs, verbose=False, **settings)
+            for row in result.report["files"]:
+                row = dict(row, label="onnx" if row["format"] == "onnx" else label)
+                if "edgetpu" in result.report:
+                    row["edgetpu"] = {k: result.report["edgetpu"][k]
+                                      for k in ("ops", "supported", "mapped", "fully_mapped")}
+                rows.append(row)
+        variant_result = {"variant": variant, "options": options,
+                          "input_size": result.metadata["input"]["shape"][1],
+                          "train_steps": None if given else args.train_steps,
+                          "train_seconds": round(train_seconds, 1),
+                          "decoders": _decoders(root, variant), "rows": rows}
+        _print_variant(variant_result)
+        results.append(variant_result)
+        _write(args.json, args, results)
+    goal = _mobile_goal(results)
+    if goal:
+        print("\n" + goal["text"])
+    _write(args.json, args, results, goal)
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+def _is_mobile_cpm(run: Path) -> bool:
+    """A CPM with the MobileNetV2 trunk: the Edge TPU variant."""
+    config = run / "config.json"
+    if config.is_file():
+        values = json.loads(config.read_text())
+        return values.get("model") == "cpm" and values.get("backbone") == "mobilenetv2"
+    return "mobile" in run.name
+
+
+def _variant_options(variant: str, args) -> dict:
+    if variant == "cpm-mobile":
+        return {"model": "cpm", "backbone": "mobilenetv2", "width": args.mobile_width,
+                "stages": args.stages}
+    if variant == "cpm":
+        return {"model": "cpm", "backbone": "cpm", "width": args.cpm_width,
+                "stages": args.stages}
+    return {"model": "deeppose", "width": args.deeppose_width, "stages": 2}
+
+
+def _decoders(root: Path, variant: str) -> dict:
+    """The decoder inside each export (read back from its model.json)."""
+    found = {}
+    for label, _ in FORMATS:
+        path = root / f"{variant}-{label}" / "model.json"
+        if path.is_file():
+            found[label] = json.loads(path.read_text())["output"]["decoder"]
+    return found
+
+
+def _print_variant(result: dict) -> None:
+    rows = result["rows"]
+    keras_ms = next(r["keras_latency_ms"] for r in rows if r["label"] == "float32")
+    trained = (f"{result['train_steps']} training steps, {result['train_seconds']:.0f} s"
+               if result["train_steps"] is not None else "given run")
+    print(f"\n{result['variant']} ({result['input_size']} px, {trained}; decoders "
+          f"{result['decoders']}): Keras float32 {keras_ms:.2f} ms/image")
+    print(f"  {'export':8s} {'size':>9s} {'1 thread':>16s} {'all threads':>16s} "
+          f"{'max px':>8s} {'mean px':>8s} {'PCK':>6s} {'Keras':>6s}  check")
+    for row in rows:
+        latency = row["latency_ms"]
+        one = latency.get("litert_1_thread", latency.get("onnxruntime"))
+        every = latency.get("litert_all_threads")
+        pck = (f"{row['pck@0.2']:6.1f} {row['keras_pck@0.2']:6.1f}" if "pck@0.2" in row
+               else f"{'-':>6s} {'-':>6s}")
+        check = row["check"]
+        verdict = "-" if check["passed"] is None else ("ok" if check["passed"] else "FAILED")
+        print(f"  {row['label']:8s} {row['size_bytes'] / 1e6:7.2f}MB "
+              f"{_timing(one, keras_ms):>16s} {_timing(every, keras_ms):>16s} "
+              f"{row['max_px']:8.3f} {row['mean_px']:8.3f} {pck}  {verdict}"
+              + (f"  edge TPU {row['edgetpu']['supported']}/{row['edgetpu']['ops']} ops"
+                 if "edgetpu" in row else ""))
+
+
+def _timing(value, keras_ms) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}ms ({keras_ms / value:.1f}x)"
+
+
+def _mobile_goal(results) -> dict | None:
+    for result in results:
+        if not any("edgetpu" in r for r in result["rows"]):
+            continue
+        int8 = next(r for r in result["rows"] if r["label"] == "int8")
+        keras_ms = next(r["keras_latency_ms"] for r in result["rows"]
+                        if r["label"] == "float32")
+        size_mb = int8["size_bytes"] / 1e6
+        speedup = keras_ms / int8["latency_ms"]["litert_1_thread"]
+        text = (f"goal (mobile CPM int8 at {result['input_size']} px): {size_mb:.2f} MB "
+                f"({'<' if size_mb < 3 else '>='} 3 MB), {speedup:.1f}x faster than Keras "
+                f"float32 on one thread ({'met' if speedup >= 3 else 'NOT met'}: >= 3x)")
+        return {"size_mb": size_mb, "speedup_1_thread": speedup,
+                "met": bool(size_mb < 3 and speedup >= 3), "text": text}
+    return None
+
+
+def _write(path: Path, args, results, goal=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                if k != "json"}
+    path.write_text(json.dumps({"benchmark": "export", "settings": settings,
+                                "cpu_threads": os.cpu_count(), "results": results,
+                                "mobile_int8_goal": goal}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

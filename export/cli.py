@@ -1,0 +1,86 @@
+"""``kpose-export``: the command line of :func:`export.writer.export_model`.
+
+    kpose-export MODEL.keras|RUN_DIR --tflite [--quantize {none,float16,dynamic,int8}]
+                 [--edgetpu] [--onnx] [--calibration-data SPEC] [--calibration-samples 200]
+                 [--raw-outputs] --out DIR
+
+Exit status: 0 when every file passed its check, 1 when a file was written but failed a
+check (the report says which), 2 for bad input (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kpose.data.specs import DATA_SPEC_HELP
+
+    parser = argparse.ArgumentParser(
+        prog="kpose-export",
+        description="Export a kpose model (CPM or DeepPose) to TFLite and/or ONNX with the "
+                    "keypoint decoding inside the graph, and check every file against "
+                    "Keras on held-out images.")
+    parser.add_argument("model", help="a .keras model file or a kpose run folder")
+    parser.add_argument("--out", required=True, help="export folder (new, empty, or a "
+                        "previous export, which is replaced)")
+    parser.add_argument("--tflite", action="store_true", help="write model.tflite")
+    parser.add_argument("--quantize", default="none",
+                        choices=("none", "float16", "dynamic", "int8"),
+                        help="TFLite quantisation (int8: full integer, calibrated)")
+    parser.add_argument("--edgetpu", action="store_true",
+                        help="int8 for the Edge TPU; fails unless every op would map")
+    parser.add_argument("--onnx", action="store_true", help="write model.onnx (float32)")
+    parser.add_argument("--calibration-data", metavar="SPEC", default=None,
+                        help=f"images for int8 calibration and verification: "
+                             f"{DATA_SPEC_HELP} (default: the run's validation data, else "
+                             "synthetic people)")
+    parser.add_argument("--calibration-samples", type=int, default=200,
+                        help="calibration images (default 200)")
+    parser.add_argument("--verify-samples", type=int, default=50,
+                        help="held-out verification images (default 50)")
+    parser.add_argument("--raw-outputs", action="store_true",
+                        help="export belief maps (CPM) or normalised coordinates (DeepPose) "
+                             "instead of keypoints")
+    parser.add_argument("--io-type", default="uint8", choices=("uint8", "int8"),
+                        help="input/output type of an int8 file (default uint8: raw pixels)")
+    parser.add_argument("--decoder", default=None,
+                        choices=("taylor", "soft_argmax", "local_centroid"),
+                        help="CPM decoder in the graph (default: taylor for float, "
+                             "local_centroid for int8 and the Edge TPU)")
+    parser.add_argument("--skeleton", default=None,
+                        help="the model's skeleton when its run folder does not record it")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset (>= 13)")
+    parser.add_argument("--latency-runs", type=int, default=50,
+                        help="single-image runs per latency median (default 50)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from export.errors import ExportError
+    from export.writer import export_model
+
+    try:
+        result = export_model(
+            args.model, args.out, tflite=args.tflite, quantize=args.quantize,
+            edgetpu=args.edgetpu, onnx=args.onnx, calibration_data=args.calibration_data,
+            calibration_samples=args.calibration_samples, verify_samples=args.verify_samples,
+            raw_outputs=args.raw_outputs, io_type=args.io_type, decoder=args.decoder,
+            skeleton=args.skeleton, opset=args.opset, latency_runs=args.latency_runs,
+            verbose=True)
+    except ExportError as error:
+        print(f"kpose-export: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(str(p) for p in result.files)} with model.json and report.json")
+    return 1 if result.failed_checks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

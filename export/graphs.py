@@ -1,0 +1,395 @@
+"""Which model is being exported, and the batch-1 graphs that go into the files.
+
+:func:`load_pose_model` opens a ``.keras`` file or a run folder and says what it is: a CPM
+(outputs ``stage_1`` ... ``stage_T``) or DeepPose (stage 1 or a cascade, output
+``keypoints`` normalised to the image), with its skeleton and input size.
+
+:func:`keypoint_graph` builds the graph of a keypoint export: image ``(1, H, W, 3)``
+float32 RGB 0..255 in, keypoints ``(1, K, 3)`` out, the same layout for both families:
+
+- CPM: the last stage's belief maps through :class:`~kpose.models.layers.HeatmapDecoder`
+  (``x, y`` and score = the map's maximum).
+- DeepPose: the cascade as it is (its joint crops are already inside the graph), its
+  normalised coordinates ``x_n = (u - (W - 1) / 2) / W`` turned into input pixels
+  ``u = W x_n + (W - 1) / 2``, and score = 1, or the visibility probability when stage 1
+  predicts visibility.
+
+With ``frame="fraction"`` (int8 exports) ``x, y`` are ``(u + 0.5) / W`` instead: then x, y
+and score all lie in about [0, 1] and share one int8 scale; in pixels the score would be
+quantised in steps of ``W / 255`` px.
+
+:func:`raw_graph` builds a ``--raw-outputs`` export: CPM belief maps of the last stage, or
+DeepPose's normalised coordinates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from export.errors import ExportError
+from kpose.models.layers import DECODING_METHODS, CenterMap, HeatmapDecoder
+from kpose.skeletons import SKELETONS, Skeleton, get_skeleton
+
+__all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph", "decoder_radius",
+           "CPM_STRIDE"]
+
+CPM_STRIDE = 8
+# An Edge TPU graph adds this x (first image channel / 255, pooled) to the CPM center map:
+# far below one int8 step of the map (1/255), but it makes the map an activation rather
+# than a constant, and the Edge TPU cannot concatenate a non-zero constant (Coral's
+# Concatenation limitation).
+# A CPM built with center_map="input" does not record its center-map sigma: build_cpm's
+# default (input pixels) is used for its export.
+_INPUT_CENTER_SIGMA = 21.0
+_CENTER_MAP_LEAK = 1e-3
+
+
+@dataclass
+class PoseModel:
+    """A kpose model to export.
+
+    Attributes:
+        network: the Keras model: a CPM (stage outputs) or DeepPose (keypoints output).
+        family: ``"cpm"`` or ``"deeppose"``.
+        skeleton: its joints.
+        input_size: ``(H, W)`` of its image input.
+        source: the file or run folder it came from (``None`` for an in-memory model).
+        run_config: the run's ``config.json`` as a dict, when it came from a run folder.
+        sigma: the belief-map Gaussian sigma it was trained with (map pixels; CPM).
+        visibility: DeepPose stage 1 predicts visibility logits.
+        center_map_input: the CPM takes its center map as a second input.
+    """
+
+    network: keras.Model
+    family: str
+    skeleton: Skeleton
+    input_size: tuple[int, int]
+    source: str | None = None
+    run_config: dict | None = None
+    sigma: float | None = None
+    visibility: bool = False
+    center_map_input: bool = False
+
+
+def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseModel:
+    """Open and identify the model to export.
+
+    Args:
+        model: a ``keras.Model``, a ``.keras`` file, or a kpose run folder
+            (``config.json`` + ``model.keras`` or ``checkpoints/last.keras``).
+        skeleton: the joints, when neither a run folder nor the joint count says which
+            (the shipped skeletons have 17, 16, 14 and 11 joints).
+
+    Raises:
+        ExportError: not a Keras model, not a kpose model, or no skeleton to be had.
+    """
+    from kpose.training import load_run_model
+
+    config = None
+    source = None
+    if isinstance(model, keras.Model):
+        network = model
+    else:
+        path = Path(model)
+        source = str(path)
+        if not path.exists():
+            raise ExportError(f"model not found: {path}")
+        if path.is_file() and path.suffix != ".keras":
+            raise ExportError(f"{path} is not a Keras model: expected a .keras file or a "
+                              "kpose run folder")
+        if path.is_file() and not zipfile.is_zipfile(path):
+            # Keras would say "File not found" for a file that is there but is no archive.
+            raise ExportError(f"{path} is not a readable Keras model (not a .keras zip "
+                              "archive)")
+        try:
+            network, run = load_run_model(path)
+        except (FileNotFoundError, ValueError) as error:
+            raise ExportError(str(error).splitlines()[0]) from None
+        except (zipfile.BadZipFile, OSError, TypeError, KeyError) as error:
+            raise ExportError(f"{path} is not a readable Keras model ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        config = dataclasses.asdict(run) if run is not None else None
+        if not isinstance(network, keras.Model):
+            raise ExportError(f"{path} holds a {type(network).__name__}, not a Keras model")
+    family, network = _identify(network, source)
+    shapes = [tuple(t.shape) for t in network.inputs]
+    image_shape = shapes[0]
+    if len(image_shape) != 4 or image_shape[-1] != 3 or None in image_shape[1:3]:
+        raise ExportError(f"{_label(source, network)}: the first input must be images (B, H, "
+                          f"W, 3) of a fixed size, got {image_shape}")
+    center_input = family == "cpm" and len(shapes) == 2
+    if len(shapes) > (2 if family == "cpm" else 1):
+        raise ExportError(f"{_label(source, network)}: expected one image input, got "
+                          f"{len(shapes)} inputs")
+    joints = _joint_count(network, family)
+    chosen = _skeleton(skeleton, config, joints, _label(source, network))
+    visibility = family == "deeppose" and isinstance(network.output, dict) \
+        and "visibility" in network.output
+    # A CPM run's sigma is its belief-map Gaussian (map px); DeepPose's is a box size.
+    sigma = float(config["sigma"]) if family == "cpm" and config and config.get("sigma") \
+        else None
+    return PoseModel(network, family, chosen, (int(image_shape[1]), int(image_shape[2])),
+                     source, config, sigma, visibility, center_input)
+
+
+def decoder_radius(sigma: float | None) -> int:
+    """``local_centroid`` window half-size for belief maps of Gaussian ``sigma`` (map px):
+    2 sigma, at least 2 (kpose trains with sigma 1)."""
+    return max(2, math.ceil(2.0 * (sigma or 1.0) - 1e-9))
+
+
+def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pixels",
+                   edgetpu: bool = False, tile_depthwise: bool = False) -> keras.Model:
+    """Image in, keypoints ``(B, K, 3)`` out (module docstring); shares ``pose``'s weights.
+
+    Args:
+        decoder: CPM decoding method (:data:`~kpose.models.layers.DECODING_METHODS`).
+        frame: ``"pixels"`` or ``"fraction"`` for ``x, y``.
+        edgetpu: build the CPM's center map so that the graph maps onto the Edge TPU.
+        tile_depthwise: compute depthwise kernels larger than 5 x 5 (the mobile CPM's
+            11 x 11 separable stages) as sums of 5 x 5 tiles (:class:`TiledSeparableConv2D`).
+    """
+    if decoder not in DECODING_METHODS:
+        raise ExportError(f"decoder must be one of {DECODING_METHODS}, got {decoder!r}")
+    image = keras.Input((*pose.input_size, 3), name="image")
+    if pose.family == "cpm":
+        maps = _last_stage(pose, image, edgetpu, tile_depthwise)
+        keypoints = HeatmapDecoder(stride=CPM_STRIDE, method=decoder,
+                                   radius=decoder_radius(pose.sigma), frame=frame,
+                                   sigma=pose.sigma or 1.0, name="keypoints")(maps)
+    else:
+        outputs = pose.network(image)
+        coordinates = outputs["keypoints"] if isinstance(outputs, dict) else outputs
+        visibility = outputs.get("visibility") if isinstance(outputs, dict) else None
+        keypoints = NormalisedToKeypoints(pose.input_size, frame, name="keypoints")(
+            coordinates if visibility is None else [coordinates, visibility])
+    return keras.Model(image, keypoints, name=f"{pose.family}_keypoints_export")
+
+
+def raw_graph(pose: PoseModel, *, edgetpu: bool = False,
+              tile_depthwise: bool = False) -> keras.Model:
+    """Image in; the last CPM stage's belief maps ``(B, h, w, K + 1)``, or DeepPose's
+    normalised coordinates ``(B, K, 2)``, out. Options as in :func:`keypoint_graph`."""
+    image = keras.Input((*pose.input_size, 3), name="image")
+    if pose.family == "cpm":
+        maps = _last_stage(pose, image, edgetpu, tile_depthwise)
+        output = keras.layers.Identity(name="belief_maps")(maps)
+    else:
+        outputs = pose.network(image)
+        coordinates = outputs["keypoints"] if isinstance(outputs, dict) else outputs
+        output = keras.layers.Identity(name="normalised_coordinates")(coordinates)
+    return keras.Model(image, output, name=f"{pose.family}_raw_export")
+
+
+class NormalisedToKeypoints(keras.layers.Layer):
+    """DeepPose coordinates ``(B, K, 2)`` normalised to an ``(H, W)`` image (and optional
+    visibility logits ``(B, K)``) -> ``(B, K, 3)`` ``(x, y, score)`` in input pixels or, with
+    ``frame="fraction"``, as ``(u + 0.5) / W``. Score: 1, or ``sigmoid(visibility)``."""
+
+    def __init__(self, input_size, frame: str = "pixels", **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.input_size = tuple(int(v) for v in input_size)
+        self.frame = frame
+
+    def call(self, inputs):
+        coordinates, visibility = (inputs if isinstance(inputs, (list, tuple))
+                                   else (inputs, None))
+        coordinates = ops.cast(coordinates, "float32")
+        height, width = self.input_size
+        if self.frame == "fraction":
+            xy = coordinates + 0.5
+        else:
+            xy = coordinates * np.array([width, height], "float32") + np.array(
+                [(width - 1) / 2.0, (height - 1) / 2.0], "float32")
+        if visibility is None:
+            # From the data rather than a constant, so the graph has no constant operand.
+            score = coordinates[..., :1] * 0.0 + 1.0
+        else:
+            score = ops.sigmoid(ops.cast(visibility, "float32"))[..., None]
+        return ops.concatenate([xy, score], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(
+            input_shape[0], (list, tuple)) else input_shape
+        return (shape[0], shape[1], 3)
+
+
+class ExportCenterMap(keras.layers.Layer):
+    """A CPM center map computed from the image, for export graphs.
+
+    ``pooled=True``: :class:`~kpose.models.layers.CenterMap`'s map at stride 8
+    (``(B, H/8, W/8, 1)``), replacing that layer; ``pooled=False``: the Gaussian at input
+    resolution (``(B, H, W, 1)``), for a CPM built with ``center_map="input"``. With
+    ``leak > 0`` it adds ``leak x`` (the image's first channel / 255, averaged to the map's
+    grid): numerically nothing, but then the map is not a constant, which the Edge TPU
+    cannot concatenate.
+    """
+
+    def __init__(self, input_size, stride: int, sigma: float, pooled: bool, leak: float = 0.0,
+                 **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        from kpose.models.layers import center_map
+
+        self.input_size = tuple(int(v) for v in input_size)
+        self.stride, self.pooled, self.leak = int(stride), bool(pooled), float(leak)
+        self._map = (center_map(self.input_size, stride=self.stride, sigma=sigma) if pooled
+                     else center_map(self.input_size, stride=1, sigma=sigma))
+
+    def call(self, images):
+        constant = ops.convert_to_tensor(self._map[None, ..., None], dtype="float32")
+        if self.leak <= 0:
+            return ops.tile(constant, (ops.shape(images)[0], 1, 1, 1))
+        channel = ops.cast(images[..., :1], "float32") * (self.leak / 255.0)
+        if self.pooled:
+            channel = ops.average_pool(channel, self.stride, strides=self.stride)
+        return constant + channel
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self._map.shape, 1)
+
+
+class TiledSeparableConv2D(keras.layers.Layer):
+    """A ``SeparableConv2D`` (or ``DepthwiseConv2D``) with a large kernel, computed as the
+    sum of ``tile x tile`` depthwise convolutions over shifted views of the padded input.
+
+    The same numbers (to float rounding), with the source layer's own weights. Why: LiteRT's
+    XNNPACK delegate has fast kernels for depthwise 3 x 3 and 5 x 5 but not for 11 x 11,
+    which it runs about 9x slower than nine 5 x 5 tiles (measured: 3.2 ms against 0.35 ms
+    for 24 x 24 x 128, int8 or float); the mobile CPM's stages are 11 x 11.
+    Only stride 1, dilation 1, "same" padding and odd kernels are tiled.
+    """
+
+    def __init__(self, source, tile: int = 5, **kwargs):
+        super().__init__(dtype=source.dtype_policy, **kwargs)
+        self.source, self.tile = source, int(tile)
+
+    def call(self, inputs):
+        source = self.source
+        separable = isinstance(source, keras.layers.SeparableConv2D)
+        kernel = source.depthwise_kernel if separable else source.kernel
+        size_h, size_w = kernel.shape[:2]
+        height, width = inputs.shape[1:3]
+        padded = ops.pad(inputs, ((0, 0), (size_h // 2, size_h // 2),
+                                  (size_w // 2, size_w // 2), (0, 0)))
+        total = None
+        for top in range(0, size_h, self.tile):
+            for left in range(0, size_w, self.tile):
+                piece = kernel[top:top + self.tile, left:left + self.tile]
+                rows, cols = piece.shape[:2]
+                view = padded[:, top:top + height + rows - 1, left:left + width + cols - 1]
+                part = ops.depthwise_conv(view, piece, strides=1, padding="valid")
+                total = part if total is None else total + part
+        if separable:
+            total = ops.conv(total, source.pointwise_kernel, strides=1, padding="valid")
+        if source.use_bias:
+            total = total + source.bias
+        return source.activation(total) if source.activation is not None else total
+
+    def compute_output_shape(self, input_shape):
+        return self.source.compute_output_shape(input_shape)
+
+    @staticmethod
+    def applies_to(layer, tile: int = 5) -> bool:
+        if not isinstance(layer, (keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):
+            return False
+        kernel = tuple(layer.kernel_size)
+        return (max(kernel) > tile and all(k % 2 for k in kernel) and layer.padding == "same"
+                and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+                and layer.data_format == "channels_last")
+
+
+def _last_stage(pose: PoseModel, image, edgetpu: bool, tile_depthwise: bool = False):
+    """The CPM's last-stage belief maps for ``image``, with the center map export-ready
+    and (``tile_depthwise``) large depthwise kernels tiled."""
+    network = _export_network(pose, edgetpu, tile_depthwise)
+    if pose.center_map_input:
+        centre = ExportCenterMap(pose.input_size, CPM_STRIDE, _INPUT_CENTER_SIGMA,
+                                 pooled=False, leak=_CENTER_MAP_LEAK if edgetpu else 0.0,
+                                 name="center_map_export")(image)
+        outputs = network([image, centre])
+    else:
+        outputs = network(image)
+    names = sorted((n for n in outputs if n.startswith("stage_")),
+                   key=lambda n: int(n.split("_")[1]))
+    return outputs[names[-1]]
+
+
+def _export_network(pose: PoseModel, edgetpu: bool, tile_depthwise: bool) -> keras.Model:
+    """The CPM with its layers swapped for export (shared weights), or as it is."""
+    network = pose.network
+
+    def replace(layer):
+        if edgetpu and isinstance(layer, CenterMap):
+            # The same map, computed from the image (see ExportCenterMap).
+            return ExportCenterMap(pose.input_size, layer.stride, layer.sigma, pooled=True,
+                                   leak=_CENTER_MAP_LEAK, name=layer.name)
+        if tile_depthwise and TiledSeparableConv2D.applies_to(layer):
+            return TiledSeparableConv2D(layer, name=layer.name)
+        return layer
+
+    if not any(replace(layer) is not layer for layer in network.layers):
+        return network
+    return keras.models.clone_model(network, clone_function=replace)
+
+
+def _identify(network: keras.Model, source) -> tuple[str, keras.Model]:
+    """``("cpm", model with stage outputs)`` or ``("deeppose", model)``, else an error."""
+    label = _label(source, network)
+    names = list(getattr(network, "output_names", []) or [])
+    if any(n.startswith("stage_") for n in names) and isinstance(network.output, dict):
+        return "cpm", network
+    # A CPM inference model (build_cpm_inference): export its inner CPM again.
+    if any(isinstance(layer, HeatmapDecoder) for layer in network.layers):
+        for layer in network.layers:
+            if isinstance(layer, keras.Model) and any(
+                    n.startswith("stage_") for n in (layer.output_names or [])):
+                return "cpm", layer
+    output = network.output
+    if isinstance(output, dict):
+        output = output.get("keypoints")
+    if output is not None and not isinstance(output, (list, tuple)) \
+            and len(output.shape) == 3 and output.shape[-1] == 2:
+        return "deeppose", network
+    raise ExportError(f"{label} is not a kpose model: expected a CPM (outputs stage_1 ... "
+                      f"stage_T) or DeepPose (output keypoints (B, K, 2)), got outputs "
+                      f"{names or [tuple(t.shape) for t in network.outputs]}")
+
+
+def _joint_count(network: keras.Model, family: str) -> int:
+    if family == "cpm":
+        return int(network.outputs[0].shape[-1]) - 1
+    output = network.output
+    output = output["keypoints"] if isinstance(output, dict) else output
+    return int(output.shape[1])
+
+
+def _skeleton(skeleton, config, joints: int, label: str) -> Skeleton:
+    if skeleton is not None:
+        try:
+            chosen = get_skeleton(skeleton)
+        except (KeyError, ValueError) as error:
+            raise ExportError(str(error).strip("'\"")) from None
+    elif config and config.get("skeleton"):
+        chosen = get_skeleton(config["skeleton"])
+    else:
+        matches = [s for s in SKELETONS.values() if s.num_joints == joints]
+        if len(matches) != 1:
+            raise ExportError(f"{label}: cannot tell the skeleton of a {joints}-joint model; "
+                              f"pass --skeleton (shipped: {sorted(SKELETONS)})")
+        chosen = matches[0]
+    if chosen.num_joints != joints:
+        raise ExportError(f"{label} predicts {joints} joints but skeleton {chosen.name!r} has "
+                          f"{chosen.num_joints}")
+    return chosen
+
+
+def _label(source, network) -> str:
+    return source if source else f"model {network.name!r}"

@@ -1,0 +1,191 @@
+"""Check every exported file against the Keras graph it came from, on held-out images.
+
+For each file: the largest and mean keypoint distance to Keras in input pixels, PCK@0.2
+(torso) of the file next to Keras's, the file size, and the median latency over single-
+image runs on this machine (LiteRT with 1 thread and with all threads; onnxruntime),
+next to Keras's own. Files run through :func:`kpose.runtime.raw_runner`, the loader
+``kpose predict`` uses: LiteRT (``ai_edge_litert``), never the deprecated
+``tf.lite.Interpreter``, whose default XNNPACK delegate has returned wrong int8 results.
+
+The acceptance criteria (:data:`CRITERIA`): float32 TFLite and ONNX within 0.01 px of
+Keras, float16 within 0.5 px, int8 and dynamic-range PCK@0.2 within 2 points of Keras's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kpose.runtime import raw_runner, to_input_pixels
+
+__all__ = ["ExportedFile", "verify_exports", "format_report", "CRITERIA"]
+
+FRAME_NAMES = {"pixels": "input_pixels", "fraction": "input_fraction"}
+# quantisation -> (measure, limit): "max_px" in input pixels, "pck_points" in PCK points.
+CRITERIA = {"none": ("max_px", 0.01), "onnx": ("max_px", 0.01), "float16": ("max_px", 0.5),
+            "dynamic": ("pck_points", 2.0), "int8": ("pck_points", 2.0)}
+RAW_CRITERIA = {"none": 1e-3, "onnx": 1e-3, "float16": 0.05}
+
+
+@dataclass
+class ExportedFile:
+    """One file to verify.
+
+    Attributes:
+        name: file name in the export folder.
+        path: where it is now.
+        format: ``"tflite"`` or ``"onnx"``.
+        quantization: ``"none"``, ``"float16"``, ``"dynamic"`` or ``"int8"``.
+        reference: the Keras graph it was converted from.
+        frame: ``"pixels"`` or ``"fraction"`` for keypoint outputs, ``None`` for raw.
+    """
+
+    name: str
+    path: os.PathLike
+    format: str
+    quantization: str
+    reference: object
+    frame: str | None
+
+
+def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
+                   latency_runs: int = 50) -> dict:
+    """Run every file and its Keras graph on ``images.verification``; return the report.
+
+    Args:
+        files: the exported files.
+        images: :class:`~export.calibration.ExportImages` (``truth`` may be ``None``: then
+            no PCK).
+        skeleton: the model's skeleton (PCK's torso joints).
+        input_size: ``(H, W)``.
+        latency_runs: single-image runs per latency measurement (median reported).
+    """
+    from kpose.metrics import pck
+
+    batch = images.verification
+    truth = images.truth
+    keras_outputs: dict[int, np.ndarray] = {}
+    keras_latency: dict[int, float] = {}
+    rows = []
+    for item in files:
+        key = id(item.reference)
+        if key not in keras_outputs:
+            keras_outputs[key] = np.asarray(item.reference.predict(batch, batch_size=16,
+                                                                   verbose=0), np.float32)
+            keras_latency[key] = _keras_latency(item.reference, batch[:1], latency_runs)
+        reference = keras_outputs[key]
+        runner = raw_runner(item.path, threads=1)
+        outputs = np.stack([runner(image[None])[0] for image in batch])
+        row = {"file": item.name, "format": item.format, "quantization": item.quantization,
+               "size_bytes": os.path.getsize(item.path)}
+        if item.frame is not None:
+            frame = FRAME_NAMES[item.frame]
+            expected = to_input_pixels(reference, frame, input_size)
+            found = to_input_pixels(outputs, frame, input_size)
+            distance = np.linalg.norm(found[..., :2] - expected[..., :2], axis=-1)
+            row.update(max_px=float(distance.max()), mean_px=float(distance.mean()),
+                       max_score_difference=float(np.abs(found[..., 2] - expected[..., 2])
+                                                  .max()))
+            if truth is not None:
+                row["pck@0.2"] = 100.0 * pck(found, truth, skeleton, alpha=0.2).value
+                row["keras_pck@0.2"] = 100.0 * pck(expected, truth, skeleton, alpha=0.2).value
+                row["pck_points"] = abs(row["pck@0.2"] - row["keras_pck@0.2"])
+        else:
+            difference = np.abs(outputs - reference)
+            row.update(max_abs=float(difference.max()), mean_abs=float(difference.mean()))
+        row["latency_ms"] = _file_latency(item, batch[:1], latency_runs)
+        row["keras_latency_ms"] = keras_latency[key]
+        row["check"] = _check(row, item)
+        rows.append(row)
+    return {"verification_images": int(len(batch)), "data": images.spec,
+            "latency_runs": int(latency_runs), "cpu_threads": os.cpu_count(),
+            "files": rows}
+
+
+def format_report(report: dict) -> str:
+    """The verification report as a table (one row per file, then Keras)."""
+    header = (f"{'file':22s} {'quant':8s} {'size':>9s} {'max px':>8s} {'mean px':>8s} "
+              f"{'PCK':>6s} {'Keras':>6s} {'LiteRT 1t':>10s} {'all':>8s} {'ORT':>8s} "
+              f"{'Keras':>8s}  check")
+    lines = [f"verification on {report['verification_images']} held-out images of "
+             f"{report['data']} (latency: median of {report['latency_runs']} single-image "
+             f"runs, {report['cpu_threads']} CPU threads)", header]
+    if report.get("keras_taylor_pck@0.2") is not None:
+        lines.insert(1, f"(Keras with the exact 'taylor' decoder: PCK@0.2 "
+                        f"{report['keras_taylor_pck@0.2']:.1f})")
+    for row in report["files"]:
+        latency = row["latency_ms"]
+        if "max_px" in row:
+            accuracy = f"{row['max_px']:8.4f} {row['mean_px']:8.4f}"
+        else:
+            accuracy = f"{row['max_abs']:8.2e} {row['mean_abs']:8.2e}"
+        pck = (f"{row['pck@0.2']:6.1f} {row['keras_pck@0.2']:6.1f}" if "pck@0.2" in row
+               else f"{'-':>6s} {'-':>6s}")
+        check = row["check"]
+        verdict = ("ok" if check["passed"] else "FAILED") if check["passed"] is not None \
+            else "-"
+        lines.append(
+            f"{row['file']:22s} {row['quantization']:8s} {_size(row['size_bytes']):>9s} "
+            f"{accuracy} {pck} {_ms(latency.get('litert_1_thread')):>10s} "
+            f"{_ms(latency.get('litert_all_threads')):>8s} "
+            f"{_ms(latency.get('onnxruntime')):>8s} {_ms(row['keras_latency_ms']):>8s}  "
+            f"{verdict} ({check['criterion']})")
+    return "\n".join(lines)
+
+
+def _check(row: dict, item: ExportedFile) -> dict:
+    key = "onnx" if item.format == "onnx" else item.quantization
+    if item.frame is None:
+        limit = RAW_CRITERIA.get(key)
+        if limit is None:
+            return {"criterion": "no limit for quantised raw outputs", "passed": None}
+        return {"criterion": f"max |difference| <= {limit:g}",
+                "passed": bool(row["max_abs"] <= limit)}
+    measure, limit = CRITERIA[key]
+    if measure == "max_px":
+        return {"criterion": f"max distance <= {limit:g} px",
+                "passed": bool(row["max_px"] <= limit)}
+    if "pck_points" not in row:
+        return {"criterion": "PCK needs data of the model's skeleton", "passed": None}
+    return {"criterion": f"PCK@0.2 within {limit:g} points of Keras",
+            "passed": bool(row["pck_points"] <= limit)}
+
+
+def _file_latency(item: ExportedFile, image: np.ndarray, runs: int) -> dict:
+    if item.format == "onnx":
+        return {"onnxruntime": _median_ms(raw_runner(item.path), image, runs)}
+    return {"litert_1_thread": _median_ms(raw_runner(item.path, threads=1), image, runs),
+            "litert_all_threads": _median_ms(raw_runner(item.path, threads=os.cpu_count()),
+                                             image, runs)}
+
+
+def _keras_latency(model, image: np.ndarray, runs: int) -> float:
+    """Keras float32 on one image through a traced ``tf.function`` (no Python overhead of
+    ``predict``), the fair baseline for a deployed file."""
+    import tensorflow as tf
+
+    call = tf.function(lambda x: model(x, training=False))
+    tensor = tf.constant(image)
+    return _median_ms(lambda x: call(x).numpy(), tensor, runs)
+
+
+def _median_ms(run, image, runs: int) -> float:
+    for _ in range(min(3, runs)):
+        run(image)  # warm-up: allocation, tracing, caches
+    times = []
+    for _ in range(max(1, int(runs))):
+        start = time.perf_counter()
+        run(image)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.2f}ms"
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"

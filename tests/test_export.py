@@ -1,0 +1,491 @@
+"""kpose-export: TFLite (float32, float16, int8, Edge TPU) and ONNX exports checked against
+Keras, the Edge TPU op check, model.json, the local_centroid decoder, and bad input.
+
+Models. Parity in float (0.01 px, 0.5 px) holds for any weights, so those tests use
+untrained tiny models. int8 PCK is only meaningful for a model that finds the joints, and
+a CPM does not learn that in the seconds a test may take; so the CPMs here get
+closed-form weights instead (:func:`_dot_detector`): on images of coloured dots, one per
+joint, the first convolution detects joint k's colour in channel k and every later layer
+passes channel k on (identity taps, box filters before strides, BatchNorm as identity).
+They are real ``build_cpm`` models (both backbones) with peaked belief maps and PCK@0.2 of
+100 % on held-out images, so an int8 export must find the same joints. DeepPose's int8
+check runs on an untrained cascade (its output regression is smooth, and the check is
+parity of its PCK with Keras's).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from export import ExportError, export_model
+from export.edgetpu import check_edgetpu
+from export.graphs import keypoint_graph, load_pose_model
+from export.tflite import convert_tflite
+from kpose.data import PoseRecord
+from kpose.data.specs import LoadedData
+from kpose.models import (HeatmapDecoder, build_cpm, build_deeppose, build_deeppose_cascade,
+                          build_deeppose_refiner)
+from kpose.models.layers import ImageNormalisation
+from kpose.runtime import read_tflite_metadata
+from kpose.skeletons import LSP_14, Skeleton
+
+SIZE = 64
+DOTS = Skeleton(name="dots", joint_names=("a", "b", "c", "d"), flip_pairs=(),
+                limbs=(("ab", 0, 1),), torso=(0, 1), head=(2, 3), oks_sigmas=(0.05,) * 4)
+PALETTE = np.array([colorsys.hsv_to_rgb(i / 4, 1.0, 1.0) for i in range(4)]) * 255.0
+FAST = {"calibration_samples": 24, "verify_samples": 12, "latency_runs": 2, "verbose": False}
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dots(tmp_path_factory) -> LoadedData:
+    """36 images of 64 px: one disk per joint in the joint's colour on a dim background."""
+    folder = tmp_path_factory.mktemp("dots")
+    rng = np.random.default_rng(5)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    records = []
+    for n in range(36):
+        points: list[np.ndarray] = []
+        while len(points) < 4:
+            p = rng.uniform(0.15 * SIZE, 0.85 * SIZE, 2)
+            if all(np.hypot(*(p - q)) > 8 for q in points) and (
+                    len(points) != 1 or np.hypot(*(p - points[0])) > 20):
+                points.append(p)
+        image = rng.uniform(0, 60, (SIZE, SIZE, 3))
+        for joint, (x, y) in enumerate(points):
+            cover = np.clip(3.0 - np.hypot(xs - x, ys - y), 0, 1)[..., None]
+            image = image * (1 - cover) + PALETTE[joint] * cover
+        path = folder / f"dots_{n:02d}.png"
+        Image.fromarray(image.round().astype(np.uint8)).save(path)
+        keypoints = np.concatenate([np.array(points), np.full((4, 1), 2.0)], 1)
+        records.append(PoseRecord(image_path=str(path), box=(0.0, 0.0, SIZE, SIZE),
+                                  keypoints=keypoints, skeleton="dots",
+                                  image_size=(SIZE, SIZE)))
+    return LoadedData("dots", records, DOTS)
+
+
+@pytest.fixture(scope="module")
+def cpm_files(tmp_path_factory) -> dict:
+    """``.keras`` files of dot-detecting CPMs: default backbone and mobile."""
+    folder = tmp_path_factory.mktemp("cpm")
+    files = {}
+    for backbone, width in (("cpm", 0.125), ("mobilenetv2", 0.35)):
+        model = build_cpm(DOTS, stages=2, input_size=SIZE, width=width, backbone=backbone,
+                          learning_rate=None)
+        # MobileNetV2's stride-2 'same' convolutions centre output pixel i on input pixel
+        # 2i + 1, not 2i + 0.5: three of them put its stride-8 features 3.5 px off kpose's
+        # grid. A trained CPM learns the shift; the closed-form one is told it.
+        _dot_detector(model, shift=3.5 / 8 if backbone == "mobilenetv2" else 0.0)
+        files[backbone] = folder / f"{backbone}.keras"
+        model.save(files[backbone])
+    return files
+
+
+@pytest.fixture(scope="module")
+def cascade_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    stage1 = build_deeppose(LSP_14, input_size=SIZE, width=1 / 16, learning_rate=None)
+    refiner = build_deeppose_refiner(LSP_14, crop_size=SIZE, width=1 / 16, learning_rate=None)
+    dense = refiner.get_layer("displacements_dense")  # a refiner that moves the joints
+    dense.kernel.assign(np.random.default_rng(0).normal(0, 0.01, dense.kernel.shape))
+    cascade = build_deeppose_cascade(stage1, [refiner], sigma=2.0, skeleton=LSP_14)
+    path = tmp_path_factory.mktemp("deeppose") / "cascade.keras"
+    cascade.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def edgetpu_export(cpm_files, dots, tmp_path_factory):
+    """The mobile CPM exported for the Edge TPU (int8, uint8 in and out)."""
+    out = tmp_path_factory.mktemp("edgetpu") / "export"
+    return export_model(cpm_files["mobilenetv2"], out, edgetpu=True, calibration_data=dots,
+                        skeleton=DOTS, **FAST)
+
+
+# --- exports checked against Keras ---------------------------------------------------------
+
+@pytest.mark.parametrize("backbone", ["cpm", "mobilenetv2"])
+def test_cpm_float32_tflite_and_onnx_match_keras_within_a_hundredth_of_a_pixel(
+        backbone, cpm_files, dots, tmp_path):
+    result = export_model(cpm_files[backbone], tmp_path / "out", onnx=True,
+                          calibration_data=dots, skeleton=DOTS, **FAST)
+    rows = {row["file"]: row for row in result.report["files"]}
+    assert set(rows) == {"model.tflite", "model.onnx"}
+    for row in rows.values():
+        assert row["max_px"] <= 0.01, row
+        assert row["pck@0.2"] == row["keras_pck@0.2"] == 100.0
+    assert result.report["decoder"] == "taylor" and not result.failed_checks
+
+
+def test_cpm_float16_tflite_is_within_half_a_pixel(cpm_files, dots, tmp_path):
+    result = export_model(cpm_files["cpm"], tmp_path / "out", quantize="float16",
+                          calibration_data=dots, skeleton=DOTS, **FAST)
+    row = result.report["files"][0]
+    assert row["quantization"] == "float16" and row["max_px"] <= 0.5, row
+
+
+def test_cpm_int8_keeps_pck_within_two_points(cpm_files, dots, tmp_path):
+    result = export_model(cpm_files["cpm"], tmp_path / "out", quantize="int8",
+                          io_type="int8", calibration_data=dots, skeleton=DOTS, **FAST)
+    row = result.report["files"][0]
+    assert row["keras_pck@0.2"] == 100.0
+    assert row["pck_points"] <= 2.0, row
+    entry = result.metadata["files"]["model.tflite"]
+    assert entry["input"]["dtype"] == entry["output"]["dtype"] == "int8"
+    assert entry["float_ops"] == []  # fully integer
+
+
+def test_mobile_cpm_int8_maps_every_op_onto_the_edge_tpu(edgetpu_export):
+    report = edgetpu_export.report["edgetpu"]
+    assert report["unsupported"] == [] and report["model_issues"] == []
+    assert report["fully_mapped"] and report["coverage"] == 1.0
+    assert report["mapped"] == report["ops"] > 50
+    assert edgetpu_export.report["decoder"] == "local_centroid"
+    assert edgetpu_export.metadata["output"]["decoder"] == "local_centroid"
+
+
+def test_mobile_cpm_int8_keeps_pck_and_reads_raw_uint8_pixels(edgetpu_export):
+    row = edgetpu_export.report["files"][0]
+    assert row["keras_pck@0.2"] == 100.0 and row["pck_points"] <= 2.0, row
+    assert row["mean_px"] < 1.0, row  # int8 keypoints resolve about 64 / 255 px
+    entry = edgetpu_export.metadata["files"]["model.tflite"]
+    assert entry["input"] == {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
+    assert entry["output"]["dtype"] == "uint8"
+    assert entry["output"]["frame"] == "input_fraction"
+
+
+def test_deeppose_cascade_exports_float32_float16_int8_and_onnx(cascade_file, tmp_path,
+                                                                capsys):
+    from export.cli import main
+
+    data = "synthetic:40:3"  # COCO_17 people: parity only, no PCK for an LSP model
+    code = main([str(cascade_file), "--tflite", "--onnx", "--calibration-data", data,
+                 "--calibration-samples", "24", "--verify-samples", "12",
+                 "--latency-runs", "2", "--out", str(tmp_path / "f32")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "model.onnx" in printed and "ok (max distance <= 0.01 px)" in printed
+    report = json.loads((tmp_path / "f32" / "report.json").read_text())
+    for row in report["files"]:
+        assert row["max_px"] <= 0.01, row
+    document = json.loads((tmp_path / "f32" / "model.json").read_text())
+    assert document["model"] == "deeppose" and document["skeleton"]["name"] == "lsp_14"
+    assert document["output"]["score"].startswith("1 ")
+    float16 = export_model(cascade_file, tmp_path / "f16", quantize="float16",
+                           calibration_data=data, **FAST)
+    assert float16.report["files"][0]["max_px"] <= 0.5
+    with pytest.raises(ExportError, match="follows skeleton 'coco_17'"):
+        export_model(cascade_file, tmp_path / "i8", quantize="int8", calibration_data=data,
+                     **FAST)
+
+
+def test_deeppose_int8_pck_stays_within_two_points(cascade_file, tmp_path, dots):
+    lsp_dots = _as_lsp(dots)
+    result = export_model(cascade_file, tmp_path / "out", quantize="int8",
+                          calibration_data=lsp_dots, **FAST)
+    row = result.report["files"][0]
+    assert row["pck_points"] <= 2.0, row
+    assert row["max_px"] < 8.0, row  # int8 regression stays near Keras's
+
+
+# --- model.json and the embedded metadata ------------------------------------------------
+
+def test_tflite_metadata_reads_back_to_model_json(edgetpu_export):
+    folder = edgetpu_export.out
+    text = (folder / "model.json").read_text()
+    embedded = read_tflite_metadata((folder / "model.tflite").read_bytes())
+    assert embedded == json.loads(text) == edgetpu_export.metadata
+    assert embedded["skeleton"]["joint_names"] == list(DOTS.joint_names)
+    assert embedded["input"]["shape"] == [1, SIZE, SIZE, 3]
+    assert embedded["outputs"] == "keypoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.tflite",
+                                                         "report.json"]
+
+
+# --- the Edge TPU check and the local_centroid decoder ------------------------------------
+
+def test_edgetpu_check_names_the_op_where_the_compiler_would_cut(cpm_files):
+    pose = load_pose_model(cpm_files["mobilenetv2"], skeleton=DOTS)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 1, SIZE, SIZE, 3)).astype("float32")
+    # Without the export's center-map fix the graph concatenates a non-zero constant.
+    graph = keypoint_graph(pose, decoder="local_centroid", frame="fraction", edgetpu=False)
+    model = convert_tflite(graph, pose.input_size, quantization="int8",
+                           representative=lambda: iter(images))
+    report = check_edgetpu(model)
+    assert not report.fully_mapped
+    assert report.first_cut.name == "CONCATENATION"
+    assert "constant input" in report.first_cut.reasons[0]
+    assert "first op the compiler would cut at" in report.format()
+
+
+def test_local_centroid_finds_sub_pixel_peaks_and_ignores_a_second_mode():
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float64)
+    truth = rng.uniform(4, 27, (20, 2))
+    maps = np.zeros((20, 32, 32, 2), np.float32)
+    for i, (x, y) in enumerate(truth):
+        maps[i, ..., 0] = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2)
+        far = (x + 12) % 24 + 4, (y + 12) % 24 + 4  # a weaker joint elsewhere
+        maps[i, ..., 0] += 0.6 * np.exp(-((xs - far[0]) ** 2 + (ys - far[1]) ** 2) / 2)
+    decoder = HeatmapDecoder(num_joints=1, stride=1, method="local_centroid")
+    found = decoder(maps).numpy()[:, 0]
+    np.testing.assert_allclose(found[:, :2], truth, atol=0.01)
+    np.testing.assert_allclose(found[:, 2], maps[..., 0].max(axis=(1, 2)), rtol=1e-6)
+    fraction = HeatmapDecoder(num_joints=1, stride=8, method="local_centroid",
+                              frame="fraction")(maps).numpy()[:, 0]
+    np.testing.assert_allclose(fraction[:, :2], (truth + 0.5) / 32, atol=1e-3)
+
+
+def test_local_centroid_corrects_the_cut_window_at_the_border():
+    rng = np.random.default_rng(1)
+    ys, xs = np.mgrid[0:24, 0:24].astype(np.float64)
+    along = rng.uniform(4, 19, 40)
+    across = rng.uniform(-0.5, 0.5, 40)  # on the first pixel, up to half a pixel beyond
+    truth = np.stack([across, along], 1)
+    truth[20:] = np.stack([23 - across[20:], along[20:]], 1)  # the last column
+    maps = np.stack([np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2) for x, y in truth])
+    found = HeatmapDecoder(num_joints=1, stride=1, method="local_centroid")(
+        maps[..., None].astype(np.float32)).numpy()[:, 0, :2]
+    np.testing.assert_allclose(found, truth, atol=0.03)
+
+
+def test_local_centroid_in_int8_is_within_a_quarter_map_pixel():
+    from ai_edge_litert.interpreter import Interpreter
+
+    rng = np.random.default_rng(2)
+    ys, xs = np.mgrid[0:24, 0:24].astype(np.float64)
+
+    def gaussians(n):
+        truth = rng.uniform(1, 22, (n, 2))
+        peaks = rng.uniform(0.4, 1.0, n)
+        maps = np.stack([a * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2)
+                         for (x, y), a in zip(truth, peaks, strict=True)])
+        return np.stack([maps, 1 - maps], -1).astype(np.float32), truth
+
+    calibration, _ = gaussians(64)
+    inputs = keras.Input((24, 24, 2))
+    model = keras.Model(inputs, HeatmapDecoder(stride=1, method="local_centroid",
+                                               frame="fraction")(inputs))
+    int8 = convert_tflite(model, (24, 24), quantization="int8", io_type="int8",
+                          representative=lambda: iter(calibration[:, None]))
+    interpreter = Interpreter(model_content=int8)
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    maps, truth = gaussians(40)
+    found = []
+    for one in maps:
+        scale, zero = source["quantization"]
+        interpreter.set_tensor(source["index"], np.clip(np.round(one[None] / scale + zero),
+                                                        -128, 127).astype(np.int8))
+        interpreter.invoke()
+        scale, zero = target["quantization"]
+        output = interpreter.get_tensor(target["index"])[0, 0, :2].astype(np.float32)
+        found.append((output - zero) * scale)
+    error = np.linalg.norm(np.array(found) * 24 - 0.5 - truth, axis=1)
+    assert error.max() < 0.25 and error.mean() < 0.12, (error.mean(), error.max())
+
+
+def test_local_centroid_saves_its_window_and_frame():
+    decoder = HeatmapDecoder(stride=4, method="local_centroid", radius=3, frame="fraction",
+                             sigma=1.5)
+    clone = HeatmapDecoder.from_config(decoder.get_config())
+    assert (clone.method, clone.radius, clone.frame, clone.sigma) == (
+        "local_centroid", 3, "fraction", 1.5)
+    with pytest.raises(ValueError, match="radius"):
+        HeatmapDecoder(method="local_centroid", radius=0)
+    with pytest.raises(ValueError, match="frame"):
+        HeatmapDecoder(frame="metres")
+
+
+# --- bad input: one clear line, nothing written -------------------------------------------
+
+def test_a_file_that_is_not_a_keras_model_is_refused(tmp_path):
+    bogus = tmp_path / "model.keras"
+    bogus.write_text("not a zip archive")
+    with pytest.raises(ExportError, match="model.keras is not a readable Keras model"):
+        export_model(bogus, tmp_path / "out", verbose=False)
+    (tmp_path / "weights.h5").write_text("x")
+    with pytest.raises(ExportError, match="not a Keras model: expected a .keras file"):
+        export_model(tmp_path / "weights.h5", tmp_path / "out", verbose=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_keras_model_that_is_not_a_kpose_model_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    other = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ExportError, match="is not a kpose model"):
+        export_model(tmp_path / "other.keras", tmp_path / "out", verbose=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_int8_without_usable_calibration_data_is_refused(cpm_files, tmp_path):
+    with pytest.raises(ExportError, match="calibration data 'coco:missing.json' is not usable"):
+        export_model(cpm_files["cpm"], tmp_path / "out", quantize="int8", skeleton=DOTS,
+                     calibration_data="coco:missing.json", verbose=False)
+    with pytest.raises(ExportError, match="follows skeleton 'coco_17', but the model "
+                                          "predicts 'dots'"):
+        export_model(cpm_files["cpm"], tmp_path / "out", quantize="int8", skeleton=DOTS,
+                     calibration_data="synthetic:8:3", verbose=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_with_other_files_is_refused(cpm_files, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="already holds other files \\(notes.txt\\)"):
+        export_model(cpm_files["cpm"], out, skeleton=DOTS, verbose=False)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_converter_error_is_one_line_and_leaves_no_files(cpm_files, dots, tmp_path,
+                                                           monkeypatch):
+    inputs = keras.Input((8, 8, 3))
+    flex_only = keras.Model(inputs, keras.layers.Lambda(_determinant)(inputs))
+    with pytest.raises(ExportError, match="TensorFlow Lite conversion \\(none\\) failed") \
+            as raised:
+        convert_tflite(flex_only, (8, 8))
+    assert "\n" not in str(raised.value)
+
+    def broken(*args, **kwargs):
+        raise ExportError("TensorFlow Lite conversion (none) failed: simulated")
+
+    monkeypatch.setattr("export.tflite.convert_tflite", broken)
+    with pytest.raises(ExportError, match="simulated"):
+        export_model(cpm_files["cpm"], tmp_path / "out", calibration_data=dots,
+                     skeleton=DOTS, **FAST)
+    assert list(tmp_path.iterdir()) == []  # no out/, no staging folder
+
+
+def test_cli_reports_bad_input_in_one_line_and_exits_2(tmp_path, capsys):
+    from export.cli import main
+
+    code = main([str(tmp_path / "missing.keras"), "--tflite", "--out", str(tmp_path / "o")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.count("\n") == 0
+    assert error.startswith("kpose-export: error: model not found")
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _determinant(x):
+    import tensorflow as tf
+
+    square = tf.reshape(x[:, :, :, 0], (-1, 8, 8))
+    return tf.linalg.det(square)  # no TFLite builtin
+
+
+def _as_lsp(data: LoadedData) -> LoadedData:
+    """The dots with 14 LSP-ordered joints (the 4 dots, then 10 more copies), so an LSP
+    cascade can be calibrated and scored on them."""
+    records = [PoseRecord(image_path=r.image_path, box=r.box, skeleton="lsp_14",
+                          keypoints=np.concatenate([r.keypoints] * 4)[:14],
+                          image_size=r.image_size) for r in data.records]
+    return LoadedData("dots-as-lsp", records, LSP_14)
+
+
+def _dot_detector(model: keras.Model, shift: float = 0.0) -> None:
+    """Closed-form weights that make a CPM find the dots (module docstring).
+
+    Joint k lives in channel k of every layer: the convolutions that read the image match
+    the pixel against joint k's colour (a threshold halfway between its own response and
+    the strongest other colour's or the background's), later convolutions copy channel k
+    (centre tap; a 3 x 3 box where a stride could skip the dot), BatchNorm is the
+    identity, and the belief-map outputs scale it. ``shift`` (map px) moves the last
+    stage's maps right and down (a bilinear tap in its first convolution).
+    """
+    joints = len(PALETTE)
+    last_stage = max(int(n.split("_")[1]) for n in model.output_names)
+    pending = None  # the bias of a bias-free convolution goes to the BatchNorm after it
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(np.ones(layer.gamma.shape))
+            layer.beta.assign(np.zeros(layer.beta.shape) if pending is None else pending)
+            layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape,
+                                                 1.0 - layer.epsilon))
+            pending = None
+            continue
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            depthwise = np.zeros(layer.depthwise_kernel.shape, np.float32)
+            pointwise = np.zeros(layer.pointwise_kernel.shape, np.float32)
+            moved = layer.name == f"stage_{last_stage}_conv1"
+            taps = _copy_taps(depthwise.shape[0], shift if moved else 0.0)
+            for k in range(joints):
+                depthwise[:, :, k, 0] = taps
+                pointwise[0, 0, k, k] = 1.0
+            layer.depthwise_kernel.assign(depthwise)
+            layer.pointwise_kernel.assign(pointwise)
+            bias = np.zeros(layer.pointwise_kernel.shape[-1], np.float32)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            kernel = np.zeros(layer.kernel.shape, np.float32)
+            for k in range(joints):
+                kernel[:, :, k, 0] = _copy_taps(kernel.shape[0])
+            layer.kernel.assign(kernel)
+            bias = np.zeros(kernel.shape[2], np.float32)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kernel = np.zeros(layer.kernel.shape, np.float32)
+            size, _, channels_in, channels_out = kernel.shape
+            bias = np.zeros(channels_out, np.float32)
+            if channels_in == 3:
+                _colour_taps(model, kernel, bias)
+            elif layer.name.endswith("_maps"):
+                for k in range(joints):
+                    kernel[0, 0, k, k] = 4.0
+                bias[joints] = 1.0  # background
+            else:
+                moved = layer.name == f"stage_{last_stage}_conv1"
+                for k in range(joints):
+                    kernel[:, :, k, k] = _copy_taps(size, shift if moved else 0.0)
+            layer.kernel.assign(kernel)
+        else:
+            continue
+        if layer.use_bias:
+            layer.bias.assign(bias)
+        elif np.any(bias):
+            pending = bias
+
+
+def _colour_taps(model, kernel, bias) -> None:
+    normalise = next(layer for layer in _layers(model)
+                     if isinstance(layer, ImageNormalisation))
+    centre = kernel.shape[0] // 2
+    for k, colour in enumerate(PALETTE):
+        direction = colour / 127.5 - 1.0  # +1 where joint k's colour is bright, -1 dark
+        others = [c for j, c in enumerate(PALETTE) if j != k] + [np.full(3, 60.0),
+                                                                  np.zeros(3)]
+        responses = [float(np.sum(direction * (pixel * normalise.scale + normalise.offset)))
+                     for pixel in [colour, *others]]
+        own, other = responses[0], max(responses[1:])
+        threshold = 0.5 * (own + other)
+        gain = 1.0 / (own - threshold)  # 1 on the dot's own colour
+        kernel[centre, centre, :, k] = direction * gain
+        bias[k] = -threshold * gain
+
+
+def _copy_taps(size: int, shift: float = 0.0) -> np.ndarray:
+    """Kernel copying a channel: a 3 x 3 box for 3 x 3 (strides may follow), else the
+    centre tap, moved by ``shift`` px right and down by bilinear weights."""
+    if size == 3 and shift == 0.0:
+        return np.full((3, 3), 1.0 / 9.0, np.float32)
+    line = np.zeros(size, np.float32)
+    whole = int(np.floor(shift))
+    fraction = shift - whole
+    line[size // 2 - whole] += 1.0 - fraction
+    line[size // 2 - whole - 1] += fraction
+    return np.outer(line, line)
+
+
+def _layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
