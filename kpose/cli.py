@@ -87,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(run=_run_train)
 
     score = commands.add_parser("evaluate", help="score a model on a data set")
-    score.add_argument("model", help="a .keras file or a run folder")
+    score.add_argument("model", help="a .keras file, a run folder, or an exported .tflite/.onnx")
     score.add_argument("--data", required=True, help=DATA_SPEC_HELP)
     score.add_argument("--flip", action="store_true",
                        help="average each prediction with that of the mirrored image")
@@ -95,7 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
     score.set_defaults(run=_run_evaluate)
 
     guess = commands.add_parser("predict", help="keypoints for images, as JSON and overlays")
-    guess.add_argument("model", help="a .keras file or a run folder")
+    guess.add_argument("model", help="a .keras file, a run folder, or an exported .tflite/.onnx")
     guess.add_argument("images", nargs="+", type=Path)
     guess.add_argument("--box", action="append", type=_parse_box,
                        help="person box x,y,w,h (once per image; default: whole image)")
@@ -170,10 +170,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.box is not None and len(args.box) != len(args.images):
         raise ValueError(f"give one --box per image: {len(args.images)} images, "
                          f"{len(args.box)} boxes")
-    model, config = load_run_model(args.model)
     from kpose.skeletons import COCO_17, get_skeleton
 
-    skeleton = get_skeleton(config.skeleton) if config else COCO_17
+    if args.model.endswith((".tflite", ".onnx")):
+        model = inference_model(args.model)  # the exported file, with its model.json
+        skeleton = model.skeleton
+    else:
+        model, config = load_run_model(args.model)
+        skeleton = get_skeleton(config.skeleton) if config else COCO_17
     keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box)
     if keypoints.shape[1] != skeleton.num_joints:
         raise ValueError(f"the model predicts {keypoints.shape[1]} joints; use a run folder "

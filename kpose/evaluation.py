@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,8 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
     data allows.
 
     Args:
-        model_or_path: a trained CPM or DeepPose model, a ``.keras`` file or a run folder.
+        model_or_path: a trained CPM or DeepPose model, a ``.keras`` file, a run folder, or
+            an exported ``.tflite`` / ``.onnx`` file (run through LiteRT / onnxruntime).
         data: a data spec (see :mod:`kpose.data.specs`) or ``LoadedData``.
         flip: average every stage's belief maps with those of the mirrored crop
             (left/right maps swapped back) before decoding.
@@ -39,21 +41,23 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
     from kpose.data.specs import LoadedData, load_data_spec
     from kpose.training import load_run_model
 
+    from kpose.prediction import EXPORTED, inference_model, input_size_of
+
     loaded = data if isinstance(data, LoadedData) else load_data_spec(data)
     model = model_or_path
-    if not hasattr(model, "output_names"):
+    if isinstance(model, (str, Path)) and Path(model).suffix in EXPORTED:
+        model = inference_model(model)  # the exported file itself, through LiteRT/ONNX
+    elif not hasattr(model, "output_names") and not hasattr(model, "input_size"):
         model, _ = load_run_model(model_or_path)
     records, skeleton = loaded.records, loaded.skeleton
-    input_size = tuple(model.inputs[0].shape[1:3])
-    if any(len(output.shape) == 4 for output in model.outputs):  # CPM belief maps
+    input_size = input_size_of(model)
+    if hasattr(model, "outputs") and any(len(o.shape) == 4 for o in model.outputs):  # CPM
         stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
                                          batch_size=batch_size, flip=flip)
         last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
     else:  # a coordinate regressor (DeepPose) or a keypoint model
         if flip:
-            raise ValueError("flip averages belief maps; it applies to CPM models only")
-        from kpose.prediction import inference_model
-
+            raise ValueError("flip averages belief maps; it applies to Keras CPM models only")
         keypoint_model = inference_model(model)
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,

@@ -13,7 +13,10 @@ from kpose.data.transforms import crop_matrix, keypoints_to_image, warp_image
 from kpose.models.cpm import build_cpm_inference
 from kpose.models.deeppose import build_deeppose_inference
 
-__all__ = ["predict", "inference_model", "load_image"]
+__all__ = ["predict", "inference_model", "input_size_of", "load_image", "EXPORTED"]
+
+# Exported model files that kpose runs directly.
+EXPORTED = (".tflite", ".onnx")
 
 
 def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
@@ -23,7 +26,7 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
     Args:
         model_or_path: a trained CPM (stage outputs), a DeepPose stage 1 or cascade, a
             keypoint model (``build_cpm_inference``, ``build_deeppose_inference``), a
-            ``.keras`` file or a run folder.
+            ``.keras`` file, a run folder, or an exported ``.tflite`` / ``.onnx`` file.
         images: image paths or ``(H, W, 3)`` RGB arrays in 0..255.
         boxes: one person box ``(x, y, w, h)`` per image in image pixels; ``None`` uses
             each whole image.
@@ -34,7 +37,7 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
         ``(N, K, 3)`` float32 ``(x, y, score)`` in image pixels.
     """
     model = inference_model(model_or_path)
-    height, width = model.inputs[0].shape[1:3]
+    height, width = input_size_of(model)
     arrays = [load_image(image) for image in images]
     if boxes is None:
         boxes = [(-0.5, -0.5, a.shape[1], a.shape[0]) for a in arrays]
@@ -51,8 +54,18 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
     return np.concatenate(results).astype(np.float32)
 
 
-def inference_model(model_or_path) -> keras.Model:
-    """A model that maps images to keypoints ``(B, K, 3)`` in input pixels."""
+def inference_model(model_or_path):
+    """A model that maps images to keypoints ``(B, K, 3)`` in input pixels.
+
+    An exported ``.tflite`` or ``.onnx`` file runs through LiteRT or onnxruntime
+    (:func:`kpose.runtime.load_exported`), so the file that ships is the one measured.
+    """
+    if isinstance(model_or_path, (str, Path)) and Path(model_or_path).suffix in EXPORTED:
+        from kpose.runtime import load_exported
+
+        return load_exported(model_or_path)
+    if not isinstance(model_or_path, keras.Model) and hasattr(model_or_path, "input_size"):
+        return model_or_path  # already an exported model
     if not isinstance(model_or_path, keras.Model):
         from kpose.training import load_run_model
 
@@ -67,6 +80,13 @@ def inference_model(model_or_path) -> keras.Model:
         return build_deeppose_inference(model_or_path)
     raise ValueError(f"model {model_or_path.name!r} outputs neither CPM belief maps, DeepPose "
                      "joints nor keypoints (B, K, 3)")
+
+
+def input_size_of(model) -> tuple[int, int]:
+    """``(height, width)`` a keypoint model (Keras or exported) takes."""
+    if hasattr(model, "input_size"):
+        return tuple(model.input_size)
+    return tuple(model.inputs[0].shape[1:3])
 
 
 def load_image(image) -> np.ndarray:

@@ -213,3 +213,19 @@ def test_deeppose_run_trains_the_cascade_and_evaluates_and_predicts(tmp_path, pe
         train("deeppose", people, out_dir=tmp_path / "again", resume=True, **SMALL)
     with pytest.raises(ValueError, match="model option error_records=list cannot be recorded"):
         train("deeppose", people, out_dir=tmp_path / "again", error_records=people.records)
+
+
+def test_predict_and_evaluate_run_an_exported_tflite_file_like_the_keras_model(run, people,
+                                                                                tmp_path):
+    export = pytest.importorskip("export")
+    out, _, _ = run
+    export.export_model(out, tmp_path / "exported", tflite=True, quantize="none",
+                        calibration_data="synthetic:8", verify_samples=4, latency_runs=1,
+                        verbose=False)
+    tflite = tmp_path / "exported" / "model.tflite"
+    records = people.records[:3]
+    images, boxes = [r.image_path for r in records], [r.box for r in records]
+    np.testing.assert_allclose(predict(tflite, images, boxes)[..., :2],
+                               predict(out, images, boxes)[..., :2], atol=0.01)
+    report = evaluate(str(tflite), people)
+    assert list(report["stages"]) == ["keypoints"] and report["persons"] == 8

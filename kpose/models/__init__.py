@@ -2,9 +2,9 @@
 
 from kpose.models.cpm import build_cpm, build_cpm_inference, compile_cpm, receptive_field
 from kpose.models.deeppose import (DeepPoseTraining, build_deeppose, build_deeppose_cascade,
-                                   build_deeppose_inference, build_deeppose_refiner, build_refinement_step,
-                                   compile_deeppose, train_deeppose_cascade,
-                                   with_visibility_targets)
+                                   build_deeppose_inference, build_deeppose_refiner,
+                                   build_refinement_step, compile_deeppose,
+                                   train_deeppose_cascade, with_visibility_targets)
 from kpose.models.layers import (CenterMap, HeatmapDecoder, ImageNormalisation, JointBoxes,
                                  JointCrops, RefineJoints)
 from kpose.models.test_time import flip_belief_maps, predict_belief_maps
