@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 from keras import ops
 
 from export.errors import ExportError
+from kpose.models.deeppose import NormalisedToPixels
 from kpose.models.layers import DECODING_METHODS, CenterMap, HeatmapDecoder
 from kpose.skeletons import SKELETONS, Skeleton, get_skeleton
 
@@ -169,7 +169,7 @@ def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pi
         outputs = pose.network(image)
         coordinates = outputs["keypoints"] if isinstance(outputs, dict) else outputs
         visibility = outputs.get("visibility") if isinstance(outputs, dict) else None
-        keypoints = NormalisedToKeypoints(pose.input_size, frame, name="keypoints")(
+        keypoints = NormalisedToPixels(pose.input_size, frame, name="keypoints")(
             coordinates if visibility is None else [coordinates, visibility])
     return keras.Model(image, keypoints, name=f"{pose.family}_keypoints_export")
 
@@ -187,39 +187,6 @@ def raw_graph(pose: PoseModel, *, edgetpu: bool = False,
         coordinates = outputs["keypoints"] if isinstance(outputs, dict) else outputs
         output = keras.layers.Identity(name="normalised_coordinates")(coordinates)
     return keras.Model(image, output, name=f"{pose.family}_raw_export")
-
-
-class NormalisedToKeypoints(keras.layers.Layer):
-    """DeepPose coordinates ``(B, K, 2)`` normalised to an ``(H, W)`` image (and optional
-    visibility logits ``(B, K)``) -> ``(B, K, 3)`` ``(x, y, score)`` in input pixels or, with
-    ``frame="fraction"``, as ``(u + 0.5) / W``. Score: 1, or ``sigmoid(visibility)``."""
-
-    def __init__(self, input_size, frame: str = "pixels", **kwargs):
-        super().__init__(dtype="float32", **kwargs)
-        self.input_size = tuple(int(v) for v in input_size)
-        self.frame = frame
-
-    def call(self, inputs):
-        coordinates, visibility = (inputs if isinstance(inputs, (list, tuple))
-                                   else (inputs, None))
-        coordinates = ops.cast(coordinates, "float32")
-        height, width = self.input_size
-        if self.frame == "fraction":
-            xy = coordinates + 0.5
-        else:
-            xy = coordinates * np.array([width, height], "float32") + np.array(
-                [(width - 1) / 2.0, (height - 1) / 2.0], "float32")
-        if visibility is None:
-            # From the data rather than a constant, so the graph has no constant operand.
-            score = coordinates[..., :1] * 0.0 + 1.0
-        else:
-            score = ops.sigmoid(ops.cast(visibility, "float32"))[..., None]
-        return ops.concatenate([xy, score], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(
-            input_shape[0], (list, tuple)) else input_shape
-        return (shape[0], shape[1], 3)
 
 
 class ExportCenterMap(keras.layers.Layer):

@@ -134,7 +134,8 @@ def test_cli_evaluate_prints_a_table_and_writes_json(run, people, capsys, tmp_pa
     assert main(["evaluate", str(out), "--data", f"coco:{folder}/person_keypoints.json",
                  "--json", str(tmp_path / "report.json"), "--flip"]) == 0
     printed = capsys.readouterr().out
-    assert "(flip-averaged)" in printed and "PCK@0.2" in printed and "left_wrist" in printed and "COCO keypoints" in printed
+    assert "(flip-averaged)" in printed and "PCK@0.2" in printed
+    assert "left_wrist" in printed and "COCO keypoints" in printed
     assert json.loads((tmp_path / "report.json").read_text())["persons"] == 8
 
 

@@ -330,26 +330,39 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
 
 @keras.saving.register_keras_serializable(package="kpose")
 class NormalisedToPixels(keras.layers.Layer):
-    """``(B, K, 2)`` crop-normalised joints -> ``(B, K, 3)`` ``(x, y, score)`` in input pixels.
+    """``(B, K, 2)`` crop-normalised joints (and optional visibility logits ``(B, K)``) ->
+    ``(B, K, 3)`` ``(x, y, score)``.
 
-    ``u = x_n * W + (W - 1) / 2`` (likewise y with ``H``); the score is the sigmoid of the
+    ``frame="pixels"``: input pixels, ``u = x_n * W + (W - 1) / 2`` (likewise y with
+    ``H``). ``frame="fraction"`` (int8 exports): ``(u + 0.5) / W``, so that x, y and score
+    all lie in about [0, 1] and share one int8 scale. The score is the sigmoid of the
     visibility logits when they are given as a second input, else 1.
     """
 
-    def __init__(self, input_size: tuple[int, int], **kwargs):
+    def __init__(self, input_size: tuple[int, int], frame: str = "pixels", **kwargs):
+        kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        if frame not in ("pixels", "fraction"):
+            raise ValueError(f"frame must be 'pixels' or 'fraction', got {frame!r}")
         self.input_size = tuple(int(s) for s in input_size)
+        self.frame = frame
 
     def call(self, inputs):
         joints, logits = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
+        joints = keras.ops.cast(joints, "float32")
         height, width = self.input_size
-        scale = keras.ops.convert_to_tensor([width, height], dtype=joints.dtype)
-        centre = keras.ops.convert_to_tensor([(width - 1) / 2, (height - 1) / 2],
-                                             dtype=joints.dtype)
-        pixels = joints * scale + centre
-        score = (keras.ops.ones_like(joints[..., :1]) if logits is None
-                 else keras.ops.sigmoid(logits)[..., None])
-        return keras.ops.concatenate([pixels, score], axis=-1)
+        if self.frame == "fraction":
+            xy = joints + 0.5
+        else:
+            xy = joints * np.array([width, height], "float32") + np.array(
+                [(width - 1) / 2.0, (height - 1) / 2.0], "float32")
+        if logits is None:
+            # From the data rather than a constant, so an exported graph has no constant
+            # operand here.
+            score = joints[..., :1] * 0.0 + 1.0
+        else:
+            score = keras.ops.sigmoid(keras.ops.cast(logits, "float32"))[..., None]
+        return keras.ops.concatenate([xy, score], axis=-1)
 
     def compute_output_shape(self, input_shape):
         joints = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
@@ -357,7 +370,7 @@ class NormalisedToPixels(keras.layers.Layer):
         return (*joints[:-1], 3)
 
     def get_config(self):
-        return {**super().get_config(), "input_size": self.input_size}
+        return {**super().get_config(), "input_size": self.input_size, "frame": self.frame}
 
 
 @dataclass
