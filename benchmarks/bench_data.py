@@ -1,7 +1,9 @@
-"""The benchmarks' data: lspet_bench (real, train 4,000 / val 500) or synthetic people."""
+"""What the model benchmarks share: their data (lspet_bench, real, train 4,000 / val 500,
+or synthetic people) and their JSON report."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,3 +32,13 @@ def load_split(name: str, *, lspet_bench: Path, scratch: Path, synthetic_train: 
     val = read_coco(write_synthetic_dataset(scratch / "val", synthetic_val, seed=2,
                                             progress=False))
     return train, val, COCO_17
+
+
+def write_report(path: Path, benchmark: str, args, results: list, **extra) -> None:
+    """Write ``{"benchmark", "settings", "results", **extra}`` JSON; ``settings`` are the
+    command-line arguments (paths as strings, the output and data paths left out)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                if k not in ("json", "lspet_bench")}
+    path.write_text(json.dumps({"benchmark": benchmark, "settings": settings,
+                                "results": results, **extra}, indent=2) + "\n")

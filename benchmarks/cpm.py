@@ -13,7 +13,6 @@ with parameters, FLOPs and the wall time; writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench_data import DEFAULT_LSPET_BENCH, load_split  # noqa: E402  (beside this script)
+from bench_data import DEFAULT_LSPET_BENCH, load_split, write_report  # noqa: E402  (beside this script)
 VARIANTS = [(1, True), (3, True), (6, True), (3, False), (6, False)]
 
 
@@ -82,7 +81,7 @@ def main() -> int:
                    "width": args.width, "stages_pck": report}
             results.append(row)
             _print_row(row)
-            _write(args.json, args, results)
+            write_report(args.json, "cpm", args, results)
     _print_summary(results)
     print(f"\nwrote {args.json}")
     return 0
@@ -109,14 +108,6 @@ def _print_summary(results):
               f"{'yes' if row['intermediate_supervision'] else 'no':>3s} "
               f"{row['parameters']:10,d} {row['gflops']:7.2f} {last['PCK@0.1']:8.3f} "
               f"{last['PCK@0.2']:8.3f} {row['train_seconds']:8.0f}")
-
-
-def _write(path, args, results):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                if k not in ("json", "lspet_bench")}
-    path.write_text(json.dumps({"benchmark": "cpm", "settings": settings,
-                                "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ high-precision end (PDJ@0.1) over the stage before it. Prints tables; writes JSO
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench_data import DEFAULT_LSPET_BENCH, load_split  # noqa: E402  (beside this script)
+from bench_data import DEFAULT_LSPET_BENCH, load_split, write_report  # noqa: E402  (beside this script)
 PDJ_FRACTIONS = [round(0.05 * i, 2) for i in range(1, 11)]
 
 
@@ -133,7 +132,7 @@ def main() -> int:
         }
         results.append(row)
         _print_row(row)
-        _write(args.json, args, results)
+        write_report(args.json, "deeppose", args, results)
     _print_summary(results)
     print(f"\nwrote {args.json}")
     return 0
@@ -167,14 +166,6 @@ def _print_summary(results):
             print(f"{row['data']:12s} {stage:8s} {pdj10:8.3f} {pdj20:8.3f} "
                   f"{values['PCP']:6.3f} {delta}")
             previous = pdj10
-
-
-def _write(path, args, results):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                if k not in ("json", "lspet_bench")}
-    path.write_text(json.dumps({"benchmark": "deeppose", "settings": settings,
-                                "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

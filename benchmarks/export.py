@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench_data import write_report  # noqa: E402  (beside this script, before the path edit)
+
 # Run as a script, this file's folder comes first on sys.path and its name would shadow
 # the ``export`` package: put the repository there instead.
 HERE = Path(__file__).resolve().parent
@@ -101,11 +103,12 @@ def main() -> int:
                           "decoders": _decoders(root, variant), "rows": rows}
         _print_variant(variant_result)
         results.append(variant_result)
-        _write(args.json, args, results)
+        write_report(args.json, "export", args, results, cpu_threads=os.cpu_count())
     goal = _mobile_goal(results)
     if goal:
         print("\n" + goal["text"])
-    _write(args.json, args, results, goal)
+    write_report(args.json, "export", args, results, cpu_threads=os.cpu_count(),
+                 mobile_int8_goal=goal)
     print(f"\nwrote {args.json}")
     return 0
 
@@ -184,15 +187,6 @@ def _mobile_goal(results) -> dict | None:
         return {"size_mb": size_mb, "speedup_1_thread": speedup,
                 "met": bool(size_mb < 3 and speedup >= 3), "text": text}
     return None
-
-
-def _write(path: Path, args, results, goal=None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                if k != "json"}
-    path.write_text(json.dumps({"benchmark": "export", "settings": settings,
-                                "cpu_threads": os.cpu_count(), "results": results,
-                                "mobile_int8_goal": goal}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
