@@ -140,25 +140,30 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, input_size: tuple[int, int])
     """Resample ``image`` into the input frame with bilinear interpolation.
 
     Args:
-        image: ``(H_img, W_img, C)`` image tensor (uint8 or float).
+        image: ``(H_img, W_img, C)`` image tensor (uint8 or float), or a batch
+            ``(B, H_img, W_img, C)`` that all take the same ``matrix``.
         matrix: ``(3, 3)`` image -> input affine.
         input_size: ``(height, width)`` of the output.
 
     Returns:
-        ``(height, width, C)`` float32; pixels that fall outside the image are 0.
+        ``(height, width, C)`` (or ``(B, height, width, C)``) float32; pixels that fall
+        outside the image are 0.
     """
+    batched = len(image.shape) == 4
+    images = tf.cast(image, tf.float32)
+    images = images if batched else images[tf.newaxis]
     inverse = tf.linalg.inv(tf.cast(matrix, tf.float32))
     # The op wants the output -> input map as 8 numbers (a0 a1 a2 b0 b1 b2 c0 c1).
     flat = tf.concat([inverse[0], inverse[1], inverse[2, :2]], axis=0)[tf.newaxis]
     warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(image, tf.float32)[tf.newaxis],
-        transforms=flat,
+        images=images,
+        transforms=tf.tile(flat, [tf.shape(images)[0], 1]),
         output_shape=tf.constant(input_size, tf.int32),
         fill_value=0.0,
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
-    return warped[0]
+    return warped if batched else warped[0]
 
 
 def keypoints_to_image(keypoints_input, image_to_input):

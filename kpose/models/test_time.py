@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from kpose.data.transforms import warp_image
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["predict_belief_maps", "flip_belief_maps"]
@@ -76,15 +77,8 @@ def _zoom(tensor: tf.Tensor, scale: float) -> tf.Tensor:
         return tensor
     height, width = tensor.shape[1], tensor.shape[2]
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    # Output -> input map: x_in = (x_out - c) / scale + c.
-    inverse = 1.0 / scale
-    transform = tf.constant([[inverse, 0.0, cx * (1 - inverse), 0.0, inverse,
-                              cy * (1 - inverse), 0.0, 0.0]], tf.float32)
-    batch = tf.shape(tensor)[0]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=tensor, transforms=tf.tile(transform, [batch, 1]),
-        output_shape=tf.constant([height, width], tf.int32), fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
+    zoom = [[scale, 0.0, cx * (1 - scale)], [0.0, scale, cy * (1 - scale)], [0.0, 0.0, 1.0]]
+    return warp_image(tensor, tf.constant(zoom, tf.float32), (height, width))
 
 
 def _last_stage(outputs) -> tf.Tensor:
