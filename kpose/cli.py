@@ -92,6 +92,11 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--flip", action="store_true",
                        help="average each prediction with that of the mirrored image")
     score.add_argument("--json", type=Path, help="also write the report as JSON")
+    score.add_argument("--plots", type=Path, metavar="DIR",
+                       help="draw PNG figures into DIR: the PCK curve per stage with "
+                       "per-joint bars, and ground truth beside prediction for a few persons")
+    score.add_argument("--plot-samples", type=int, default=4, metavar="N",
+                       help="persons drawn with --plots (default 4)")
     score.set_defaults(run=_run_evaluate)
 
     guess = commands.add_parser("predict", help="keypoints for images, as JSON and overlays")
@@ -148,8 +153,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from kpose.evaluation import evaluate
 
-    report = evaluate(args.model, args.data, flip=args.flip)
+    if args.plot_samples < 0:
+        raise ValueError(f"--plot-samples must be >= 0, got {args.plot_samples}")
+    report = evaluate(args.model, args.data, flip=args.flip, plots=args.plots,
+                      plot_samples=args.plot_samples)
     print(_report_table(report))
+    if args.plots is not None:
+        print(f"wrote {len(report['plots'])} figures to {args.plots}:")
+        for path in report["plots"]:
+            print(f"  {path}")
     if args.json:
         from kpose.files import atomic_path
 

@@ -17,10 +17,11 @@ from kpose.models.test_time import flip_belief_maps
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
-           "stage_pck_report", "mean_pose_baseline"]
+           "stage_pck_report", "mean_pose_baseline", "write_evaluation_plots"]
 
 
-def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -> dict:
+def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
+             plots: str | Path | None = None, plot_samples: int = 4) -> dict:
     """Score a CPM on a data set: per stage PCK, and for the last stage every metric the
     data allows.
 
@@ -30,6 +31,12 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
         data: a data spec (see :mod:`kpose.data.specs`) or ``LoadedData``.
         flip: average every stage's belief maps with those of the mirrored crop
             (left/right maps swapped back) before decoding.
+        plots: a folder to draw PNG figures into: ``pck_curve.png`` (torso PCK against
+            the normalised threshold 0..0.5, one line per stage, per-joint bars at 0.2),
+            ``pckh_curve.png`` when every person has a head box (MPII ``.mat``), and
+            ``pose_<index>_<image>.png`` for ``plot_samples`` persons spread over the data
+            (ground truth beside the last stage's prediction, zoomed to the person).
+        plot_samples: how many persons get a ``pose_*.png`` (0: none).
 
     Returns:
         A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per CPM stage, or the one
@@ -37,12 +44,15 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
         per-joint values) and ``"final"`` with PCK@0.1,
         PCK@0.2, PDJ@0.2, PCP@0.5, PCKh@0.5 (head boxes where the data has them, else the
         head segment) and, for COCO-style data with areas, the ten COCO AP numbers.
+        With ``plots``, also ``"plots"``: the paths of the files written.
     """
     from kpose.data.specs import LoadedData, load_data_spec
     from kpose.training import load_run_model
 
     from kpose.prediction import EXPORTED, inference_model, input_size_of
 
+    if plot_samples < 0:
+        raise ValueError(f"plot_samples must be >= 0, got {plot_samples}")
     loaded = data if isinstance(data, LoadedData) else load_data_spec(data)
     model = model_or_path
     if isinstance(model, (str, Path)) and Path(model).suffix in EXPORTED:
@@ -75,8 +85,103 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32) -
     coco = _coco_ap(last, records)
     if coco is not None:
         final["COCO"] = coco
-    return {"data": loaded.spec, "persons": len(records), "flip": flip,
-            "stages": stage_pck_report(stages, records, skeleton), "final": final}
+    report = {"data": loaded.spec, "persons": len(records), "flip": flip,
+              "stages": stage_pck_report(stages, records, skeleton), "final": final}
+    if plots is not None:
+        report["plots"] = write_evaluation_plots(plots, stages, records, skeleton,
+                                                 samples=plot_samples)
+    return report
+
+
+def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],
+                           records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
+                           samples: int = 4) -> list[str]:
+    """Draw the PCK curves and a few ground-truth / prediction overlays as PNG files.
+
+    Args:
+        folder: where the files go (created when missing; files are written atomically).
+        stages: ``{name: (N, K, 2|3)}`` keypoints in image pixels, as
+            :func:`predict_stage_keypoints` returns them (``stage_N`` names are drawn in
+            stage order; the last one is the prediction in the overlays).
+        records: the ``N`` persons, for the ground truth and the images.
+        skeleton: their skeleton.
+        samples: how many persons get an overlay, spread evenly over ``records``.
+
+    Returns:
+        The paths written, as strings: ``pck_curve.png``, ``pckh_curve.png`` (only when
+        every record has a ``head_size``) and ``pose_<index>_<image stem>.png``.
+    """
+    from kpose.files import atomic_path
+    from kpose.metrics import pck_curve
+    from kpose.viz import plot_pck_curve
+
+    skeleton = get_skeleton(skeleton)
+    folder = Path(folder)
+    truth = np.stack([r.keypoints for r in records])
+    names = sorted(stages, key=_stage_number)
+    written = []
+
+    def save(figure, name):
+        target = folder / name
+        with atomic_path(target) as temporary:
+            figure.savefig(temporary, dpi=100)
+        written.append(str(target))
+
+    curves = {_stage_label(n): pck_curve(stages[n], truth, skeleton) for n in names}
+    save(plot_pck_curve(curves, skeleton, metric="PCK (torso)"), "pck_curve.png")
+    head_sizes = [r.head_size for r in records]
+    if all(size is not None and size > 0 for size in head_sizes):
+        curves = {_stage_label(n): pck_curve(stages[n], truth, skeleton, reference="given",
+                                             lengths=np.asarray(head_sizes))
+                  for n in names}
+        save(plot_pck_curve(curves, skeleton, metric="PCKh", bar_threshold=0.5),
+             "pckh_curve.png")
+    last = stages[names[-1]]
+    count = min(samples, len(records))
+    chosen = np.unique(np.linspace(0, len(records) - 1, count).round().astype(int)) \
+        if count else []
+    for index in chosen:
+        record = records[index]
+        figure = _pose_figure(record, last[index], skeleton, _stage_label(names[-1]))
+        save(figure, f"pose_{index:03d}_{Path(record.image_path).stem}.png")
+    return written
+
+
+def _stage_number(name: str) -> int:
+    """``stage_3`` -> 3; any other output name sorts first."""
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if name.startswith("stage_") and tail.isdigit() else 0
+
+
+def _stage_label(name: str) -> str:
+    return f"stage {_stage_number(name)}" if _stage_number(name) else name
+
+
+def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, label: str):
+    """Ground truth (left) beside the prediction (right, true joints as white crosses),
+    both zoomed to the person box enlarged by a quarter."""
+    from matplotlib.figure import Figure
+
+    from kpose.prediction import load_image
+    from kpose.viz import draw_pose, relative_scores
+
+    image = load_image(record.image_path)
+    predicted = np.asarray(predicted, np.float32)
+    shown = np.concatenate([predicted[:, :2], np.full((len(predicted), 1), 2.0)], axis=1)
+    scores = relative_scores(predicted[:, 2]) if predicted.shape[1] > 2 else None
+    figure = Figure(figsize=(8, 4.4))
+    truth_ax, predicted_ax = figure.subplots(1, 2)
+    draw_pose(image, record.keypoints, skeleton, ax=truth_ax, title="ground truth")
+    draw_pose(image, shown, skeleton, ax=predicted_ax, scores=scores,
+              ground_truth=record.keypoints, title=f"prediction ({label})")
+    x, y, w, h = record.box
+    half = 0.625 * max(w, h)
+    for ax in (truth_ax, predicted_ax):
+        ax.set_xlim(x + w / 2 - half, x + w / 2 + half)
+        ax.set_ylim(y + h / 2 + half, y + h / 2 - half)  # image rows grow downwards
+    figure.suptitle(Path(record.image_path).name, fontsize=9)
+    figure.tight_layout(pad=0.4)
+    return figure
 
 
 def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
