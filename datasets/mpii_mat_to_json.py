@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     # kpose's reader parses the RELEASE struct; its per-person dicts need no image files.
-    from kpose.data.mpii import _people_from_mat
+    from kpose.data.mpii import read_mpii_mat_people
 
     if args.valid_fraction is not None and not 0.0 < args.valid_fraction < 1.0:
         raise ValueError(f"--valid-fraction must lie strictly between 0 and 1, got "
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.mat.is_file():
         raise FileNotFoundError(f"MPII .mat file not found: {args.mat}")
     print(f"reading {args.mat}", flush=True)
-    people = _people_from_mat(args.mat, "train", args.single_person)
+    people = read_mpii_mat_people(args.mat, "train", args.single_person)
     labelled = [p for p in people if np.any(p["keypoints"][:, 2] > 0)]
     print(f"{len(labelled)} training persons with joints", flush=True)
     entries, skipped = [], 0

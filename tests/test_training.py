@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,20 @@ def test_predict_and_evaluate_run_an_exported_tflite_file_like_the_keras_model(r
                                predict(out, images, boxes)[..., :2], atol=0.01)
     report = evaluate(str(tflite), people)
     assert list(report["stages"]) == ["keypoints"] and report["persons"] == 8
+
+
+def test_lsp_spec_first_index_names_the_test_half(tmp_path):
+    """LSP's test half (images 1001-2000) cut into its own joints file reads with FIRST."""
+    import scipy.io
+    from PIL import Image
+
+    joints = np.zeros((3, 14, 2))
+    joints[0] = np.linspace(10, 40, 14)[:, None]
+    joints[1] = np.linspace(5, 50, 14)[:, None]  # flag row 2 stays 0: visible in LSP
+    scipy.io.savemat(tmp_path / "joints_test.mat", {"joints": joints})
+    for number in (1001, 1002):
+        Image.new("RGB", (64, 64)).save(tmp_path / f"im{number:04d}.jpg")
+    loaded = load_data_spec(f"lsp:{tmp_path / 'joints_test.mat'}:{tmp_path}:1001")
+    assert [Path(r.image_path).name for r in loaded.records] == ["im1001.jpg", "im1002.jpg"]
+    with pytest.raises(ValueError, match="FIRST_INDEX"):
+        load_data_spec(f"lsp:{tmp_path / 'joints_test.mat'}:{tmp_path}:first")

@@ -34,7 +34,7 @@ from kpose.data.images import check_images_exist, image_sizes
 from kpose.data.records import PoseRecord, box_from_keypoints
 from kpose.skeletons import MPII_16
 
-__all__ = ["read_mpii"]
+__all__ = ["read_mpii", "read_mpii_mat_people"]
 
 _NUM_JOINTS = 16
 # MPII's box convention: scale is the person height in units of 200 px.
@@ -144,6 +144,27 @@ def _array(value, shape: tuple, field: str, where: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- MATLAB RELEASE struct
+
+
+def read_mpii_mat_people(path: str | os.PathLike, split: str = "train",
+                         single_person_only: bool = False) -> list[dict]:
+    """The persons of the original ``.mat`` release, without images (for conversion tools).
+
+    Args:
+        path: ``mpii_human_pose_v1_u12_1.mat``.
+        split: ``"train"`` (``img_train == 1``), ``"test"`` or ``"all"``.
+        single_person_only: keep only the rects listed in ``single_person``.
+
+    Returns:
+        One dict per annotated person: ``image`` (file name), ``keypoints`` ``(16, 3)``
+        float32 (x, y 0-based px, v 2 visible / 1 occluded / 0 unlabelled), ``center``
+        ``(2,)`` 0-based px or None, ``scale`` (person height / 200 px) or None,
+        ``head_size`` (0.6 x head-box diagonal, px) or None, and ``extra`` with
+        ``head_box``, ``single_person``, ``annolist_index`` and ``annorect_index``.
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+    return _people_from_mat(Path(path), split, single_person_only)
 
 
 def _people_from_mat(path: Path, split: str, single_person_only: bool) -> list[dict]:

@@ -5,8 +5,8 @@ spec                                   meaning
 =====================================  ===============================================
 ``coco:ANNOTATIONS.json[:IMAGE_DIR]``  COCO person keypoints (``read_coco``)
 ``mpii:ANNOTATIONS[:IMAGE_DIR]``       MPII ``.json`` or ``.mat`` (``read_mpii``)
-``lsp:joints.mat:IMAGE_DIR``           LSP (``read_lsp(variant="lsp")``)
-``lspet:joints.mat:IMAGE_DIR[:FIRST]`` LSP Extended; ``FIRST`` = number of column 0
+``lsp:joints.mat:IMAGE_DIR[:FIRST]``   LSP (``read_lsp(variant="lsp")``)
+``lspet:joints.mat:IMAGE_DIR[:FIRST]`` LSP Extended (``FIRST``: image number of column 0)
 ``flic:examples.mat:IMAGE_DIR``        FLIC (``read_flic``)
 ``synthetic[:N[:SEED]]``               N synthetic people (default 1000, seed 0),
                                        rendered once into a cache folder
@@ -27,7 +27,8 @@ from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton
 __all__ = ["LoadedData", "load_data_spec", "cache_dir", "DATA_SPEC_HELP"]
 
 DATA_SPEC_HELP = ("coco:ANNOTATIONS.json[:IMAGE_DIR], mpii:ANNOTATIONS[:IMAGE_DIR], "
-                  "lsp:joints.mat:IMAGE_DIR, lspet:joints.mat:IMAGE_DIR[:FIRST_INDEX], "
+                  "lsp:joints.mat:IMAGE_DIR[:FIRST_INDEX], "
+                  "lspet:joints.mat:IMAGE_DIR[:FIRST_INDEX], "
                   "flic:examples.mat:IMAGE_DIR or synthetic[:N[:SEED]]")
 
 
@@ -87,18 +88,19 @@ def _mpii(parts):
 
 
 def _lsp(parts):
-    from kpose.data.lsp import read_lsp
-
-    _arity("lsp", parts, 2, 2, "lsp:joints.mat:IMAGE_DIR")
-    return read_lsp(parts[0], parts[1], variant="lsp"), LSP_14
+    return _lsp_variant("lsp", parts)
 
 
 def _lspet(parts):
+    return _lsp_variant("lspet", parts)
+
+
+def _lsp_variant(variant, parts):
     from kpose.data.lsp import read_lsp
 
-    _arity("lspet", parts, 2, 3, "lspet:joints.mat:IMAGE_DIR[:FIRST_INDEX]")
+    _arity(variant, parts, 2, 3, f"{variant}:joints.mat:IMAGE_DIR[:FIRST_INDEX]")
     first = _integer(parts[2], "FIRST_INDEX") if len(parts) == 3 else 1
-    return read_lsp(parts[0], parts[1], variant="lspet", first_index=first), LSP_14
+    return read_lsp(parts[0], parts[1], variant=variant, first_index=first), LSP_14
 
 
 def _flic(parts):
