@@ -78,6 +78,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      "in torso diameters (paper: 2 for LSP, 1 for FLIC)")
     fit.add_argument("--lr", type=float, default=1e-3,
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
+    fit.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                     help="cosine: decay the rate to 0 over the run (per stage for DeepPose)")
     fit.add_argument("--mixed-precision", action="store_true")
     fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                      default="auto", help="multiworker: run on every machine with its own "
@@ -142,7 +144,8 @@ def _run_train(args: argparse.Namespace) -> int:
     train(args.model, args.data, val_data=args.val_data, out_dir=args.out, epochs=args.epochs,
           batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
           input_size=args.input_size, stages=args.stages, width=args.width,
-          backbone=args.backbone, learning_rate=args.lr, sigma=args.sigma, seed=args.seed,
+          backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
+          sigma=args.sigma, seed=args.seed,
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume)
     print(f"wrote {args.out / 'model.keras'}")
     return 0

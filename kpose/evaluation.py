@@ -17,7 +17,8 @@ from kpose.models.test_time import flip_belief_maps
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
-           "stage_pck_report", "mean_pose_baseline", "write_evaluation_plots"]
+           "stage_pck_report", "mean_pose_keypoints", "mean_pose_baseline",
+           "write_evaluation_plots"]
 
 
 def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
@@ -184,28 +185,32 @@ def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, 
     return figure
 
 
-def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
-                       skeleton: Skeleton | str, *, alpha: float = 0.2) -> float:
-    """PCK@alpha (torso) of predicting the training set's mean pose in every val box.
+def mean_pose_keypoints(train: Sequence[PoseRecord], val: Sequence[PoseRecord]
+                        ) -> np.ndarray:
+    """The training set's mean pose placed in every val box: ``(N_val, K, 2)`` image px.
 
-    The mean is taken of the joints normalised to each person's box; it is what a model
-    that ignores the image can reach, so a trained model must beat it clearly.
+    The mean is taken of the labelled joints normalised to each person's box (centre and
+    size); it is what a model that ignores the image can reach.
     """
-    skeleton = get_skeleton(skeleton)
-
     def normalised(record):
         x, y, w, h = record.box
         return (record.keypoints[:, :2] - (x + w / 2, y + h / 2)) / (w, h)
 
-    kept = [(normalised(r), r.labelled) for r in train]
-    points = np.stack([p for p, _ in kept])
-    weights = np.stack([m for _, m in kept]).astype(np.float64)[..., None]
+    points = np.stack([normalised(r) for r in train])
+    weights = np.stack([r.labelled for r in train]).astype(np.float64)[..., None]
     mean = (points * weights).sum(0) / np.maximum(weights.sum(0), 1)
-    guesses = np.stack([mean * (r.box[2], r.box[3]) + (r.box[0] + r.box[2] / 2,
-                                                          r.box[1] + r.box[3] / 2)
-                        for r in val])
+    return np.stack([mean * (r.box[2], r.box[3]) + (r.box[0] + r.box[2] / 2,
+                                                    r.box[1] + r.box[3] / 2)
+                     for r in val])
+
+
+def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
+                       skeleton: Skeleton | str, *, alpha: float = 0.2) -> float:
+    """PCK@alpha (torso) of :func:`mean_pose_keypoints`: a trained model must beat it
+    clearly."""
+    skeleton = get_skeleton(skeleton)
     truth = np.stack([r.keypoints for r in val])
-    return pck(guesses, truth, skeleton, alpha=alpha).value
+    return pck(mean_pose_keypoints(train, val), truth, skeleton, alpha=alpha).value
 
 
 def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,

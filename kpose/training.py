@@ -44,6 +44,7 @@ from kpose.models.cpm import build_cpm
 __all__ = ["RunConfig", "train", "load_run_model"]
 
 MODELS = ("cpm", "deeppose")
+LR_SCHEDULES = ("constant", "cosine")
 # The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px.
 _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368}, "deeppose": {"stages": 3, "input_size": 220}}
 
@@ -68,6 +69,7 @@ class RunConfig:
     width: float = 1.0
     backbone: str = "cpm"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     sigma: float = 1.0
     seed: int = 0
     strategy: str = "auto"
@@ -95,8 +97,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
           val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
           input_size: int | None = None, stages: int | None = None, width: float = 1.0,
-          backbone: str = "cpm", learning_rate: float = 1e-3, sigma: float = 1.0,
-          seed: int = 0, strategy: str = "auto", mixed_precision: bool = False,
+          backbone: str = "cpm", learning_rate: float = 1e-3, lr_schedule: str = "constant",
+          sigma: float = 1.0, seed: int = 0, strategy: str = "auto", mixed_precision: bool = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
           **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
@@ -122,6 +124,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         sigma: CPM: belief-map Gaussian sigma in map pixels. DeepPose: refinement box side
             in torso diameters (the paper: 2 for LSP, 1 for FLIC).
         learning_rate: Adam's rate for a global batch of 16, scaled linearly.
+        lr_schedule: ``"constant"``, or ``"cosine"``: the rate decays along a half cosine
+            from ``learning_rate`` to 0 over all ``epochs * steps_per_epoch`` steps (per
+            stage for DeepPose); a resumed run continues the same curve.
         seed: seeds weights, shuffling and augmentation.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"tpu"`` or ``"multiworker"``
             (every machine runs the same call with its own ``TF_CONFIG``; only worker 0
@@ -136,6 +141,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if model == "deeppose" and (resume or strategy not in ("auto", "default")):
         raise ValueError("a DeepPose cascade trains stage by stage on one device and does not "
                          "resume: use strategy 'default' and a new run folder")
@@ -158,7 +165,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                        skeleton=train_data.skeleton.name, epochs=epochs, batch_size=batch_size,
                        steps_per_epoch=steps_per_epoch, input_size=input_size, stages=stages,
                        width=width, backbone=backbone, learning_rate=learning_rate,
-                       sigma=sigma, seed=seed, strategy=strategy,
+                       lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every,
                        model_options=model_options)
     distribution = resolve_strategy(strategy)
@@ -173,15 +180,20 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     rate = scaled_learning_rate(learning_rate, batch_size)
     if steps_per_epoch is None:
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
+    if lr_schedule == "cosine" and model == "cpm":
+        rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
     if model == "deeppose":
         return _train_deeppose(train_data, val, out_dir, stages=stages, input_size=input_size,
                                width=width, backbone="alexnet" if backbone == "cpm" else backbone,
                                steps=epochs * steps_per_epoch, batch_size=batch_size,
-                               learning_rate=rate, sigma=sigma, seed=seed,
+                               learning_rate=rate, lr_schedule=lr_schedule, sigma=sigma,
+                               seed=seed,
                                verbose=0 if verbose == 0 else 2, **model_options)
     with distribution.scope():
         if resume:
             network = keras.saving.load_model(out_dir / "checkpoints" / "last.keras")
+            if lr_schedule == "cosine":  # the curve of this call's epochs, from its step
+                network.optimizer.learning_rate = rate
         else:
             network = build_cpm(train_data.skeleton, stages=stages, input_size=input_size,
                                 width=width, backbone=backbone, learning_rate=rate,
@@ -232,8 +244,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
 
 def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Path, *,
                     stages: int, input_size: int, width: float, backbone: str, steps: int,
-                    batch_size: int, learning_rate: float, sigma: float, seed: int,
-                    verbose: int, **model_options) -> tuple[keras.Model, dict]:
+                    batch_size: int, learning_rate: float, lr_schedule: str, sigma: float,
+                    seed: int, verbose: int, **model_options) -> tuple[keras.Model, dict]:
     """Train a DeepPose cascade stage by stage and write its run folder."""
     from kpose.metrics import pdj
     from kpose.models.deeppose import (build_deeppose_cascade, build_deeppose_inference,
@@ -242,7 +254,8 @@ def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Pat
     result = train_deeppose_cascade(train_data.records, train_data.skeleton, stages=stages,
                                     sigma=sigma, input_size=input_size, backbone=backbone,
                                     width=width, steps=steps, batch_size=batch_size,
-                                    learning_rate=learning_rate, seed=seed, verbose=verbose,
+                                    learning_rate=learning_rate, lr_schedule=lr_schedule,
+                                    seed=seed, verbose=verbose,
                                     **model_options)
     names = ["stage_1", *[f"refiner_{s}" for s in range(2, stages + 1)]]
     for name, network in zip(names, [result.stage1, *result.refiners]):

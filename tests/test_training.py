@@ -248,3 +248,29 @@ def test_lsp_spec_first_index_names_the_test_half(tmp_path):
     assert [Path(r.image_path).name for r in loaded.records] == ["im1001.jpg", "im1002.jpg"]
     with pytest.raises(ValueError, match="FIRST_INDEX"):
         load_data_spec(f"lsp:{tmp_path / 'joints_test.mat'}:{tmp_path}:first")
+
+
+def test_cosine_schedule_decays_and_a_killed_run_resumes_onto_the_same_curve(
+        tmp_path, people, monkeypatch):
+    from kpose.training import RunCheckpoint
+
+    options = dict(SMALL, lr_schedule="cosine", learning_rate=1e-2)
+    whole, _ = train("cpm", people, out_dir=tmp_path / "whole", epochs=2, **options)
+    rate = whole.optimizer.learning_rate  # the schedule's value after the last step
+    assert float(np.asarray(rate)) < 1e-2 * 0.2
+
+    original = RunCheckpoint.on_epoch_end
+
+    def killed_after_first_checkpoint(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", killed_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train("cpm", people, out_dir=tmp_path / "split", epochs=2, **options)
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+    resumed, _ = train("cpm", people, out_dir=tmp_path / "split", epochs=2, resume=True,
+                       **options)
+    for a, b in zip(whole.weights, resumed.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
+                                   err_msg=a.path)

@@ -418,6 +418,7 @@ def train_deeppose_cascade(
     batch_size: int = 32,
     crops_per_sample: int = 40,
     learning_rate: float = 1e-4,
+    lr_schedule: str = "constant",
     error_records: Sequence[PoseRecord] | None = None,
     seed: int = 0,
     verbose: int = 0,
@@ -445,6 +446,8 @@ def train_deeppose_cascade(
         batch_size: images (stage 1) or crops (refiners) per step.
         crops_per_sample: refiner crops drawn per training image per pass.
         learning_rate: Adam's rate for every stage.
+        lr_schedule: ``"constant"``, or ``"cosine"``: in every stage the rate decays along a
+            half cosine from ``learning_rate`` to 0 over that stage's steps.
         error_records: persons to measure the error distributions on (a subset saves
             time on large sets).
         seed: seeds weights, data order, augmentation and the simulated displacements.
@@ -461,6 +464,13 @@ def train_deeppose_cascade(
         check_torso(skeleton)
         check_sigma(sigma)
     stage_steps = _steps_per_stage(steps, stages)
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+
+    def rate(stage_index: int):
+        if lr_schedule == "constant":
+            return learning_rate
+        return keras.optimizers.schedules.CosineDecay(learning_rate, stage_steps[stage_index])
     size = input_size_hw(input_size, "input_size", minimum=2)
     cascade_size = size if cascade_input_size is None else input_size_hw(
         cascade_input_size, "cascade_input_size", minimum=2)
@@ -472,7 +482,7 @@ def train_deeppose_cascade(
     keras.utils.set_random_seed(seed)
     stage1 = build_deeppose(skeleton, input_size=size, backbone=backbone, batchnorm=batchnorm,
                             dropout=dropout, with_visibility=with_visibility, width=width,
-                            learning_rate=learning_rate)
+                            learning_rate=rate(0))
     data = make_dataset(records, skeleton, input_size=size, target="coords", training=True,
                         batch_size=batch_size, seed=seed).repeat()
     if with_visibility:
@@ -492,7 +502,7 @@ def train_deeppose_cascade(
         keras.utils.set_random_seed(seed + stage)
         refiner = build_deeppose_refiner(skeleton, crop_size=crop, backbone=backbone,
                                          batchnorm=batchnorm, dropout=dropout, width=width,
-                                         learning_rate=learning_rate,
+                                         learning_rate=rate(stage - 1),
                                          name=f"deeppose_refiner_{stage}")
         crops = refiner_dataset(records, skeleton, errors[-1], sigma=sigma,
                                 input_size=cascade_size, crop_size=crop,
