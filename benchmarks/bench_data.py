@@ -34,11 +34,29 @@ def load_split(name: str, *, lspet_bench: Path, scratch: Path, synthetic_train: 
     return train, val, COCO_17
 
 
+def earlier_results(path: Path, benchmark: str, args, *, ignore=("data", "variants")) -> list:
+    """The result rows of an earlier report at ``path`` made with the same settings (those
+    in ``ignore`` may differ), so that a long benchmark continues where it stopped; ``[]``
+    when there is none or the settings differ."""
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    settings = _settings(args)
+    if earlier.get("benchmark") != benchmark or any(
+            earlier.get("settings", {}).get(k) != v for k, v in settings.items()
+            if k not in ignore):
+        return []
+    return list(earlier.get("results", []))
+
+
+def _settings(args) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+            if k not in ("json", "lspet_bench")}
+
+
 def write_report(path: Path, benchmark: str, args, results: list, **extra) -> None:
     """Write ``{"benchmark", "settings", "results", **extra}`` JSON; ``settings`` are the
     command-line arguments (paths as strings, the output and data paths left out)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                if k not in ("json", "lspet_bench")}
-    path.write_text(json.dumps({"benchmark": benchmark, "settings": settings,
+    path.write_text(json.dumps({"benchmark": benchmark, "settings": _settings(args),
                                 "results": results, **extra}, indent=2) + "\n")

@@ -5,7 +5,9 @@ For each data set (lspet_bench: train 4,000 / val 500 real images; synthetic peo
 and each variant (T = 1, 3, 6 with intermediate supervision; T = 3, 6 without), train a
 CPM for the same number of steps from the same seed, then print PCK@0.1 and PCK@0.2
 (torso-normalised) of every stage on the validation split, per joint for the last stage,
-with parameters, FLOPs and the wall time; writes JSON.
+with parameters, FLOPs and the wall time, beside the mean-pose baseline; writes JSON.
+Variants already in ``--json`` with the same settings are kept, not trained again, so an
+interrupted run continues with ``--variants`` or the full list.
 
     python benchmarks/cpm.py [--steps 1500] [--input-size 128] [--width 0.25]
 """
@@ -21,7 +23,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench_data import DEFAULT_LSPET_BENCH, load_split, write_report  # noqa: E402  (beside this script)
+from bench_data import (  # noqa: E402  (beside this script)
+    DEFAULT_LSPET_BENCH,
+    earlier_results,
+    load_split,
+    write_report,
+)
 VARIANTS = [(1, True), (3, True), (6, True), (3, False), (6, False)]
 
 
@@ -45,14 +52,15 @@ def main() -> int:
     import keras
 
     from kpose.data import make_dataset
-    from kpose.evaluation import predict_stage_keypoints, stage_pck_report
+    from kpose.evaluation import mean_pose_keypoints, predict_stage_keypoints, stage_pck_report
     from kpose.models import build_cpm
     from kpose.models.complexity import count_flops
 
     variants = VARIANTS if args.variants is None else [
         (int(v[:-1]), v.endswith("+")) for v in args.variants]
     scratch = tempfile.TemporaryDirectory(prefix="kpose-cpm-bench-")
-    results = []
+    results = earlier_results(args.json, "cpm", args)
+    baselines = {}
     for data in args.data:
         split = load_split(data, lspet_bench=args.lspet_bench, scratch=Path(scratch.name) / data,
                            synthetic_train=args.synthetic_train,
@@ -60,7 +68,15 @@ def main() -> int:
         if split is None:
             continue
         train, val, skeleton = split
+        baselines[data] = {name: values for name, values in stage_pck_report(
+            {"mean_pose": mean_pose_keypoints(train, val)}, val, skeleton)["mean_pose"].items()
+            if "per joint" not in name}
         for stages, supervised in variants:
+            if any((r["data"], r["stages"], r["intermediate_supervision"])
+                   == (data, stages, supervised) for r in results):
+                print(f"{data} T={stages} {'IS' if supervised else 'no IS'}: in {args.json}, "
+                      "kept")
+                continue
             keras.utils.set_random_seed(0)
             model = build_cpm(skeleton, stages=stages, input_size=args.input_size,
                               width=args.width, intermediate_supervision=supervised,
@@ -81,8 +97,9 @@ def main() -> int:
                    "width": args.width, "stages_pck": report}
             results.append(row)
             _print_row(row)
-            write_report(args.json, "cpm", args, results)
-    _print_summary(results)
+            write_report(args.json, "cpm", args, results, mean_pose=baselines)
+    write_report(args.json, "cpm", args, results, mean_pose=baselines)
+    _print_summary(results, baselines)
     print(f"\nwrote {args.json}")
     return 0
 
@@ -99,7 +116,7 @@ def _print_row(row):
           + ", ".join(f"{joint} {value:.2f}" for joint, value in last.items()))
 
 
-def _print_summary(results):
+def _print_summary(results, baselines):
     print(f"\n{'data':12s} {'T':>2s} {'IS':>3s} {'params':>10s} {'GFLOPs':>7s} "
           f"{'PCK@0.1':>8s} {'PCK@0.2':>8s} {'seconds':>8s}")
     for row in results:
@@ -108,6 +125,8 @@ def _print_summary(results):
               f"{'yes' if row['intermediate_supervision'] else 'no':>3s} "
               f"{row['parameters']:10,d} {row['gflops']:7.2f} {last['PCK@0.1']:8.3f} "
               f"{last['PCK@0.2']:8.3f} {row['train_seconds']:8.0f}")
+    for data, values in baselines.items():
+        print(f"{data:12s} mean pose {'':17s} {values['PCK@0.1']:8.3f} {values['PCK@0.2']:8.3f}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def main() -> int:
     import numpy as np
 
     from kpose.data.refiner_data import predict_image_keypoints
-    from kpose.metrics import pck_curve, pcp
+    from kpose.evaluation import mean_pose_keypoints
     from kpose.models import build_deeppose_cascade, train_deeppose_cascade
     from kpose.models.complexity import count_flops
 
@@ -100,21 +100,8 @@ def main() -> int:
                                               batch_size=args.batch_size)
         predict_seconds = time.perf_counter() - start
         truth = np.stack([r.keypoints for r in val])
-        stages = {}
-        for s in range(1, args.stages + 1):
-            keypoints = predictions[f"stage_{s}"]
-            fractions, overall, per_joint = pck_curve(keypoints, truth, skeleton,
-                                                      thresholds=PDJ_FRACTIONS,
-                                                      reference="torso", strict=True)
-            limbs = pcp(keypoints, truth, skeleton)
-            stages[f"stage_{s}"] = {
-                "PDJ": {f"{t:.2f}": float(v) for t, v in zip(fractions, overall)},
-                "PDJ per joint": {name: {f"{t:.2f}": float(v) for t, v in
-                                         zip(fractions, per_joint[:, k])}
-                                  for k, name in enumerate(skeleton.joint_names)},
-                "PCP": limbs.value,
-                "PCP per limb": limbs.per_part,
-            }
+        stages = {f"stage_{s}": _scores(predictions[f"stage_{s}"], truth, skeleton)
+                  for s in range(1, args.stages + 1)}
         row = {
             "data": data, "skeleton": skeleton.name, "train": len(train), "val": len(val),
             "stage_seconds": [round(t, 1) for t in training.seconds],
@@ -129,6 +116,7 @@ def main() -> int:
             "final_losses": [h["loss"][-1] for h in training.histories],
             "error_distributions": [e.to_dict() for e in training.errors],
             "stages": stages,
+            "mean_pose": _scores(mean_pose_keypoints(train, val), truth, skeleton),
         }
         results.append(row)
         _print_row(row)
@@ -136,6 +124,21 @@ def main() -> int:
     _print_summary(results)
     print(f"\nwrote {args.json}")
     return 0
+
+
+def _scores(keypoints, truth, skeleton) -> dict:
+    """Strict torso PDJ at every fraction (overall and per joint) and PCP@0.5 per limb."""
+    from kpose.metrics import pck_curve, pcp
+
+    fractions, overall, per_joint = pck_curve(keypoints, truth, skeleton,
+                                              thresholds=PDJ_FRACTIONS, reference="torso",
+                                              strict=True)
+    limbs = pcp(keypoints, truth, skeleton)
+    return {"PDJ": {f"{t:.2f}": float(v) for t, v in zip(fractions, overall)},
+            "PDJ per joint": {name: {f"{t:.2f}": float(v) for t, v in
+                                     zip(fractions, per_joint[:, k])}
+                              for k, name in enumerate(skeleton.joint_names)},
+            "PCP": limbs.value, "PCP per limb": limbs.per_part}
 
 
 def _print_row(row):
@@ -148,8 +151,8 @@ def _print_row(row):
     header = "  stage    " + " ".join(f"{t:>5.2f}" for t in PDJ_FRACTIONS) + "    PCP"
     print("  PDJ at fraction of the torso diameter (strict), and PCP@0.5:")
     print(header)
-    for stage, values in row["stages"].items():
-        print(f"  {stage:8s} " + " ".join(f"{v:5.3f}" for v in values["PDJ"].values())
+    for stage, values in [*row["stages"].items(), ("mean pose", row["mean_pose"])]:
+        print(f"  {stage:9s}" + " ".join(f"{v:5.3f}" for v in values["PDJ"].values())
               + f"  {values['PCP']:5.3f}")
     last = list(row["stages"].values())[-1]["PCP per limb"]
     print("  last stage PCP per limb: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items()))
@@ -166,6 +169,9 @@ def _print_summary(results):
             print(f"{row['data']:12s} {stage:8s} {pdj10:8.3f} {pdj20:8.3f} "
                   f"{values['PCP']:6.3f} {delta}")
             previous = pdj10
+        values = row["mean_pose"]
+        print(f"{row['data']:12s} {'mean pose':9s}{values['PDJ']['0.10']:8.3f} "
+              f"{values['PDJ']['0.20']:8.3f} {values['PCP']:6.3f}")
 
 
 if __name__ == "__main__":
