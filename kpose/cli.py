@@ -207,7 +207,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         from kpose.viz import draw_pose, relative_scores
 
         for path, found in zip(args.images, keypoints):
-            shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
+            shown = found[:, :2]
             figure = draw_pose(load_image(path), shown, skeleton,
                                scores=relative_scores(found[:, 2]))
             target = args.out / f"{path.stem}_pose.png"

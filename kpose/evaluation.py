@@ -168,7 +168,7 @@ def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, 
 
     image = load_image(record.image_path)
     predicted = np.asarray(predicted, np.float32)
-    shown = np.concatenate([predicted[:, :2], np.full((len(predicted), 1), 2.0)], axis=1)
+    shown = predicted[:, :2]
     scores = relative_scores(predicted[:, 2]) if predicted.shape[1] > 2 else None
     figure = Figure(figsize=(8, 4.4))
     truth_ax, predicted_ax = figure.subplots(1, 2)

@@ -91,7 +91,7 @@ def _draw_overlays(records, keypoints: np.ndarray, folder: Path) -> list[Path]:
 
     written = []
     for record, found in zip(records, keypoints):
-        shown = np.concatenate([found[:, :2], np.full((len(found), 1), 2.0)], axis=1)
+        shown = found[:, :2]
         figure = draw_pose(load_image(record.image_path), shown, COCO_17,
                            scores=relative_scores(found[:, 2]), ground_truth=record.keypoints,
                            title=f"{record.file_name}: prediction (x = truth)")

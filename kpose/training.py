@@ -41,7 +41,7 @@ from kpose.metrics import pck
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.cpm import build_cpm
 
-__all__ = ["RunConfig", "train", "load_run_model"]
+__all__ = ["RunConfig", "train", "load_run_model", "ValidationPCK", "RunCheckpoint"]
 
 MODELS = ("cpm", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")

@@ -30,7 +30,9 @@ def draw_pose(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton | str
     Args:
         image: ``(H, W, 3)`` RGB, uint8 or float in 0..255.
         keypoints: ``(K, 3)`` ``(x, y, v)`` in image pixels; joints with ``v == 0`` are not
-            drawn, occluded ones (``v == 1``) are drawn hollow.
+            drawn, occluded ones (``v == 1``) are drawn hollow. A prediction is ``(K, 2)``
+            ``(x, y)`` (every joint drawn; pass its scores as ``scores``), since the third
+            column :func:`kpose.predict` returns is a score, not a visibility.
         skeleton: the keypoints' layout; bones are coloured by side (:data:`SIDE_COLOURS`).
         ax: draw into this axes instead of a new figure.
         scores: ``(K,)`` confidences in [0, 1]; a joint's opacity follows its score.
@@ -42,9 +44,12 @@ def draw_pose(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton | str
     """
     skeleton = get_skeleton(skeleton)
     keypoints = np.asarray(keypoints, np.float32)
+    if keypoints.shape == (skeleton.num_joints, 2):
+        keypoints = np.concatenate([keypoints, np.full((len(keypoints), 1), 2.0)], axis=1)
     if keypoints.shape != (skeleton.num_joints, 3):
-        raise ValueError(f"keypoints must have shape ({skeleton.num_joints}, 3) for skeleton "
-                         f"{skeleton.name!r}, got {keypoints.shape}")
+        raise ValueError(f"keypoints must have shape ({skeleton.num_joints}, 3) (x, y, v) or "
+                         f"({skeleton.num_joints}, 2) (x, y) for skeleton {skeleton.name!r}, "
+                         f"got {keypoints.shape}")
     if ax is None:
         height, width = np.asarray(image).shape[:2]
         figure = Figure(figsize=(4.0, 4.0 * height / max(width, 1)))

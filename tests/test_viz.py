@@ -49,6 +49,15 @@ def test_scores_set_joint_opacity():
     np.testing.assert_allclose(alphas, scores)
 
 
+def test_a_prediction_without_visibility_draws_every_joint_solid():
+    prediction = _pose()[:, :2]
+    prediction[LSP_14.index("left_wrist")] = 0  # a score column would hide it; x, y does not
+    ax = draw_pose(np.zeros((100, 100, 3), np.uint8), prediction, LSP_14).axes[0]
+    joints = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(joints) == 14
+    assert all(line.get_markerfacecolor() != "none" for line in joints)
+
+
 def test_sample_grid_has_one_axes_per_image_and_saves_png(tmp_path):
     images = [np.zeros((100, 100, 3), np.uint8)] * 5
     figure = plot_sample_grid(images, [_pose()] * 5, LSP_14, columns=3)
@@ -59,7 +68,7 @@ def test_sample_grid_has_one_axes_per_image_and_saves_png(tmp_path):
 
 
 def test_wrong_keypoint_shape_is_refused():
-    with pytest.raises(ValueError, match=r"shape \(14, 3\) for skeleton 'lsp_14'"):
+    with pytest.raises(ValueError, match=r"\(14, 2\) \(x, y\) for skeleton 'lsp_14'"):
         draw_pose(np.zeros((10, 10, 3)), np.zeros((17, 3)), LSP_14)
 
 
