@@ -57,6 +57,8 @@ def main() -> int:
     parser.add_argument("--error-samples", type=int, default=1000,
                         help="training persons the error distributions are measured on")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+                        help="per stage (default cosine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("deeppose.json"))
     args = parser.parse_args()
@@ -89,7 +91,8 @@ def main() -> int:
             crop_size=args.crop_size, width=args.width, batchnorm=not args.no_batchnorm,
             dropout=args.dropout, steps=[args.steps] + [args.refiner_steps] * (args.stages - 1),
             batch_size=args.batch_size, crops_per_sample=args.crops_per_sample,
-            learning_rate=args.learning_rate, error_records=error_records, seed=args.seed,
+            learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
+            error_records=error_records, seed=args.seed,
             verbose=2)
         cascade = build_deeppose_cascade(training.stage1, training.refiners, sigma=args.sigma,
                                          skeleton=skeleton, input_size=training.input_size,

@@ -53,11 +53,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     quick = commands.add_parser(
         "quickstart", help="the main job on built-in data: synthetic people, train a small "
-        "CPM, evaluate, predict (no downloads)")
+        "CPM, evaluate, predict, export to int8 TFLite (no downloads)")
     quick.add_argument("--out", type=Path, default=Path("kpose_quickstart"),
                        help="output folder (default kpose_quickstart)")
     quick.add_argument("--steps", type=int, default=2400, help="training steps (default 2400)")
     quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--no-export", dest="export", action="store_false",
+                       help="skip the int8 TFLite export")
     quick.set_defaults(run=_run_quickstart)
 
     fit = commands.add_parser("train", help="train a model into a run folder")
@@ -134,7 +136,10 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    quickstart(args.out, steps=args.steps, seed=args.seed)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise ValueError(f"--out {args.out} is not empty; give a new folder (nothing in it "
+                         "was changed)")
+    quickstart(args.out, steps=args.steps, seed=args.seed, export=args.export)
     return 0
 
 
@@ -177,7 +182,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_predict(args: argparse.Namespace) -> int:
     import json
 
-    import numpy as np
 
     from kpose.prediction import inference_model, load_image, predict
     from kpose.training import load_run_model

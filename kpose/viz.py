@@ -166,7 +166,8 @@ def plot_belief_maps(image: np.ndarray, stage_maps: Sequence[np.ndarray] | Mappi
             if column == 0:
                 ax.text(-0.08, 0.5, skeleton.joint_names[joint], rotation=90, fontsize=8,
                         va="center", ha="right", transform=ax.transAxes)
-    figure.tight_layout(pad=0.3)
+    # Room on the left for the joint names (tight_layout ignores text beside hidden axes).
+    figure.tight_layout(pad=0.3, rect=(0.3 / figure.get_figwidth(), 0, 1, 1))
     return figure
 
 
