@@ -42,7 +42,8 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
         steps: training steps in all (split into epochs of 300 steps, each followed by a
             validation PCK).
         stages, input_size, width, batch_size: the CPM trained (small, for a CPU).
-        learning_rate: Adam's starting rate; it decays along a cosine to 0.
+        learning_rate: Adam's rate (constant: on these settings a cosine decay ended at
+            PCK@0.2 0.240 against 0.269).
         seed: seeds data, weights and augmentation.
         overlays: validation images to predict on and draw.
         export: export the model to full-integer int8 TFLite (Edge TPU ready) and check
@@ -65,11 +66,11 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
 
     epoch_steps = min(300, steps)
     print(f"[2/5] training a {stages}-stage CPM ({input_size} px, width {width}) for "
-          f"{steps} steps (cosine learning rate)", flush=True)
+          f"{steps} steps", flush=True)
     model, _ = train("cpm", train_data, val_data=val_data, out_dir=out_dir / "run",
                      epochs=max(1, steps // epoch_steps), steps_per_epoch=epoch_steps,
                      batch_size=batch_size, input_size=input_size, stages=stages,
-                     width=width, learning_rate=learning_rate, lr_schedule="cosine", seed=seed,
+                     width=width, learning_rate=learning_rate, seed=seed,
                      strategy="default", verbose=2)
 
     print("[3/5] evaluating on the held-out people", flush=True)
