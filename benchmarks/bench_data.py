@@ -50,8 +50,12 @@ def earlier_results(path: Path, benchmark: str, args, *, ignore=("data", "varian
 
 
 def _settings(args) -> dict:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-            if k not in ("json", "lspet_bench")}
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value)
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return {k: plain(v) for k, v in vars(args).items() if k not in ("json", "lspet_bench")}
 
 
 def write_report(path: Path, benchmark: str, args, results: list, **extra) -> None:

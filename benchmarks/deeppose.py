@@ -151,11 +151,11 @@ def _print_row(row):
           f"{row['parameters']['refiner']:,} params "
           f"{row['gflops_per_image']['refiner_per_joint']:.3f} GFLOPs per joint crop; "
           f"steps {row['steps']}, seconds per stage {row['stage_seconds']}")
-    header = "  stage    " + " ".join(f"{t:>5.2f}" for t in PDJ_FRACTIONS) + "    PCP"
+    header = "  stage     " + " ".join(f"{t:>5.2f}" for t in PDJ_FRACTIONS) + "    PCP"
     print("  PDJ at fraction of the torso diameter (strict), and PCP@0.5:")
     print(header)
     for stage, values in [*row["stages"].items(), ("mean pose", row["mean_pose"])]:
-        print(f"  {stage:9s}" + " ".join(f"{v:5.3f}" for v in values["PDJ"].values())
+        print(f"  {stage:10s}" + " ".join(f"{v:5.3f}" for v in values["PDJ"].values())
               + f"  {values['PCP']:5.3f}")
     last = list(row["stages"].values())[-1]["PCP per limb"]
     print("  last stage PCP per limb: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items()))
