@@ -11,6 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LSPET_BENCH = REPO.parent / "shared" / "realdata" / "lspet_bench"
 
 
+def add_data_arguments(parser) -> None:
+    """The options :func:`load_split` takes: ``--data``, ``--lspet-bench``,
+    ``--synthetic-train`` and ``--synthetic-val``."""
+    parser.add_argument("--data", nargs="+", default=["lspet_bench", "synthetic"],
+                        choices=["lspet_bench", "synthetic"])
+    parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
+    parser.add_argument("--synthetic-train", type=int, default=2000)
+    parser.add_argument("--synthetic-val", type=int, default=300)
+
+
 def load_split(name: str, *, lspet_bench: Path, scratch: Path, synthetic_train: int,
                synthetic_val: int):
     """``(train_records, val_records, skeleton)`` for ``"lspet_bench"`` or ``"synthetic"``;

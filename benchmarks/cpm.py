@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench_data import (  # noqa: E402  (beside this script)
-    DEFAULT_LSPET_BENCH,
+    add_data_arguments,
     earlier_results,
     load_split,
     write_report,
@@ -34,11 +34,7 @@ VARIANTS = [(1, True), (3, True), (6, True), (3, False), (6, False)]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", nargs="+", default=["lspet_bench", "synthetic"],
-                        choices=["lspet_bench", "synthetic"])
-    parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
-    parser.add_argument("--synthetic-train", type=int, default=2000)
-    parser.add_argument("--synthetic-val", type=int, default=300)
+    add_data_arguments(parser)
     parser.add_argument("--steps", type=int, default=1500, help="training steps per variant")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=128)

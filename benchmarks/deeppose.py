@@ -23,17 +23,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench_data import DEFAULT_LSPET_BENCH, load_split, write_report  # noqa: E402  (beside this script)
+from bench_data import (  # noqa: E402  (beside this script)
+    add_data_arguments,
+    load_split,
+    write_report,
+)
 PDJ_FRACTIONS = [round(0.05 * i, 2) for i in range(1, 11)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", nargs="+", default=["lspet_bench", "synthetic"],
-                        choices=["lspet_bench", "synthetic"])
-    parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
-    parser.add_argument("--synthetic-train", type=int, default=2000)
-    parser.add_argument("--synthetic-val", type=int, default=300)
+    add_data_arguments(parser)
     parser.add_argument("--max-train", type=int, default=None,
                         help="use only the first N training persons")
     parser.add_argument("--max-val", type=int, default=None,
