@@ -207,16 +207,13 @@ def _run_predict(args: argparse.Namespace) -> int:
         for path, found in zip(args.images, keypoints)]
     print(json.dumps(output, indent=2))
     if args.out:
-        from kpose.files import atomic_path
-        from kpose.viz import draw_pose, relative_scores
+        from kpose.viz import draw_pose, relative_scores, save_figure
 
         for path, found in zip(args.images, keypoints):
             shown = found[:, :2]
             figure = draw_pose(load_image(path), shown, skeleton,
                                scores=relative_scores(found[:, 2]))
-            target = args.out / f"{path.stem}_pose.png"
-            with atomic_path(target) as temporary:
-                figure.savefig(temporary, dpi=100)
+            target = save_figure(figure, args.out / f"{path.stem}_pose.png")
             print(f"wrote {target}", file=sys.stderr)
     return 0
 

@@ -112,9 +112,8 @@ def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],
         The paths written, as strings: ``pck_curve.png``, ``pckh_curve.png`` (only when
         every record has a ``head_size``) and ``pose_<index>_<image stem>.png``.
     """
-    from kpose.files import atomic_path
     from kpose.metrics import pck_curve
-    from kpose.viz import plot_pck_curve
+    from kpose.viz import plot_pck_curve, save_figure
 
     skeleton = get_skeleton(skeleton)
     folder = Path(folder)
@@ -123,10 +122,7 @@ def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],
     written = []
 
     def save(figure, name):
-        target = folder / name
-        with atomic_path(target) as temporary:
-            figure.savefig(temporary, dpi=100)
-        written.append(str(target))
+        written.append(str(save_figure(figure, folder / name)))
 
     curves = {_stage_label(n): pck_curve(stages[n], truth, skeleton) for n in names}
     save(plot_pck_curve(curves, skeleton, metric="PCK (torso)"), "pck_curve.png")

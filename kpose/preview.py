@@ -9,9 +9,8 @@ from PIL import Image
 
 from kpose.data.coco import read_coco
 from kpose.data.pipeline import make_dataset
-from kpose.files import atomic_path
 from kpose.skeletons import COCO_17
-from kpose.viz import plot_sample_grid
+from kpose.viz import plot_sample_grid, save_figure
 
 __all__ = ["write_previews"]
 
@@ -42,8 +41,5 @@ def write_previews(annotation_json: str | Path, out_dir: str | Path, *, seed: in
     pipeline = plot_sample_grid(list(crops.numpy()), list(keypoints.numpy()), COCO_17)
     written = []
     for name, figure in (("preview_samples.png", samples), ("preview_pipeline.png", pipeline)):
-        path = out_dir / name
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=80)
-        written.append(path)
+        written.append(save_figure(figure, out_dir / name, dpi=80))
     return written

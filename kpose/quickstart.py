@@ -21,7 +21,7 @@ from kpose.files import atomic_path
 from kpose.prediction import load_image, predict
 from kpose.skeletons import COCO_17
 from kpose.training import train
-from kpose.viz import plot_history
+from kpose.viz import plot_history, save_figure
 
 __all__ = ["quickstart"]
 
@@ -77,9 +77,9 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
     plots = out_dir / "plots"
     report = evaluate(model, val_data, plots=plots)
     report["mean_pose_pck@0.2"] = baseline
-    report["plots"] += [_save(plot_history(out_dir / "run"), plots / "history.png"),
-                        _save(_belief_maps_figure(model, val_records[0], input_size),
-                              plots / "belief_maps.png")]
+    report["plots"] += [str(save_figure(plot_history(out_dir / "run"), plots / "history.png")),
+                        str(save_figure(_belief_maps_figure(model, val_records[0], input_size),
+                                        plots / "belief_maps.png"))]
 
     print(f"[4/5] predicting on {overlays} images", flush=True)
     picked = val_records[:overlays]
@@ -111,12 +111,6 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
     return report
 
 
-def _save(figure, path: Path) -> str:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100)
-    return str(path)
-
-
 def _belief_maps_figure(model, record, input_size: int):
     """Wrist and elbow belief maps of every stage for one held-out person."""
     from kpose.data.pipeline import make_dataset
@@ -140,8 +134,5 @@ def _draw_overlays(records, keypoints: np.ndarray, folder: Path) -> list[Path]:
         figure = draw_pose(load_image(record.image_path), shown, COCO_17,
                            scores=relative_scores(found[:, 2]), ground_truth=record.keypoints,
                            title=f"{record.file_name}: prediction (x = truth)")
-        path = folder / f"{Path(record.file_name).stem}.png"
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=100)
-        written.append(path)
+        written.append(save_figure(figure, folder / f"{Path(record.file_name).stem}.png"))
     return written

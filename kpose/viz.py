@@ -15,11 +15,23 @@ from matplotlib.figure import Figure
 
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["SIDE_COLOURS", "draw_pose", "plot_sample_grid", "relative_scores",
+__all__ = ["SIDE_COLOURS", "save_figure", "draw_pose", "plot_sample_grid", "relative_scores",
            "plot_belief_maps", "plot_pck_curve", "plot_history", "plot_refinement"]
 
 # Person's left, right and midline: one colour each, the same in every kpose picture.
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "centre": "#2ca02c"}
+
+
+def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+    """Write ``figure`` to ``path`` (format from its suffix, e.g. PNG) through a temporary
+    file that is renamed, so an interrupted write never leaves half a picture; parent
+    folders are created. Returns ``path``."""
+    from kpose.files import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi)
+    return path
 
 
 def draw_pose(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton | str, *,

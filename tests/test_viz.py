@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from kpose.skeletons import LSP_14
-from kpose.viz import SIDE_COLOURS, draw_pose, plot_sample_grid
+from kpose.viz import SIDE_COLOURS, draw_pose, plot_sample_grid, save_figure
 
 
 def _pose() -> np.ndarray:
@@ -56,6 +56,13 @@ def test_a_prediction_without_visibility_draws_every_joint_solid():
     joints = [line for line in ax.lines if line.get_marker() == "o"]
     assert len(joints) == 14
     assert all(line.get_markerfacecolor() != "none" for line in joints)
+
+
+def test_save_figure_writes_the_png_in_place_of_a_temporary(tmp_path):
+    figure = draw_pose(np.zeros((100, 100, 3), np.uint8), _pose(), LSP_14)
+    path = save_figure(figure, tmp_path / "plots" / "pose.png", dpi=50)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["pose.png"]
 
 
 def test_sample_grid_has_one_axes_per_image_and_saves_png(tmp_path):
