@@ -82,7 +82,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
     fit.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                      help="cosine: decay the rate to 0 over the run (per stage for DeepPose)")
-    fit.add_argument("--mixed-precision", action="store_true")
+    fit.add_argument("--mixed-precision", nargs="?", const="auto", default=False,
+                     choices=["auto", "float16", "bfloat16", "none"],
+                     help="compute in 16 bits with float32 weights and losses; alone or "
+                     "'auto': float16 on GPUs, bfloat16 on TPUs and CPUs")
     fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                      default="auto", help="multiworker: run on every machine with its own "
                      "TF_CONFIG (see kpose.multiworker)")

@@ -73,7 +73,7 @@ class RunConfig:
     sigma: float = 1.0
     seed: int = 0
     strategy: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
     val_every: int = 1
     model_options: dict = field(default_factory=dict)
 
@@ -98,7 +98,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
           input_size: int | None = None, stages: int | None = None, width: float = 1.0,
           backbone: str = "cpm", learning_rate: float = 1e-3, lr_schedule: str = "constant",
-          sigma: float = 1.0, seed: int = 0, strategy: str = "auto", mixed_precision: bool = False,
+          sigma: float = 1.0, seed: int = 0, strategy: str = "auto",
+          mixed_precision: bool | str = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
           **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
@@ -131,7 +132,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"tpu"`` or ``"multiworker"``
             (every machine runs the same call with its own ``TF_CONFIG``; only worker 0
             writes the run folder; see :mod:`kpose.multiworker`).
-        mixed_precision: ``mixed_float16`` (``mixed_bfloat16`` on TPU); losses stay float32.
+        mixed_precision: ``False``; ``True`` or ``"auto"`` for ``mixed_float16`` on GPUs
+            and ``mixed_bfloat16`` on TPUs and CPUs; or ``"float16"`` / ``"bfloat16"``.
+            Layers compute in 16 bits and keep float32 weights; the stage outputs and the
+            losses stay float32, and float16 scales the loss (Keras's
+            ``LossScaleOptimizer``). The global Keras policy is restored on return.
         resume: continue from ``checkpoints/last.keras`` with its optimiser state, epoch
             counter and place in the data stream; the result matches an uninterrupted run.
         **model_options: passed on to :func:`kpose.models.build_cpm`.
@@ -169,13 +174,55 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                        mixed_precision=mixed_precision, val_every=val_every,
                        model_options=model_options)
     distribution = resolve_strategy(strategy)
+    policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
     initial_epoch, best = _prepare_run_folder(out_dir, config, resume, write=chief)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return _train(model, config, train_data, val, out_dir, distribution, chief=chief,
+                      resume=resume, initial_epoch=initial_epoch, best=best, verbose=verbose)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def mixed_precision_policy(mixed_precision: bool | str,
+                           distribution: tf.distribute.Strategy | None = None) -> str:
+    """The Keras dtype policy for ``train(mixed_precision=...)``.
+
+    ``False`` or ``"none"``: ``"float32"``. ``True`` or ``"auto"``: ``"mixed_float16"`` when
+    the strategy's devices are GPUs, otherwise (TPU, CPU) ``"mixed_bfloat16"``, which keeps
+    float32's exponent range and needs no loss scaling. ``"float16"`` and ``"bfloat16"``
+    choose explicitly.
+    """
+    if mixed_precision is True or mixed_precision == "auto":
+        name = type(distribution).__name__ if distribution is not None else ""
+        on_gpu = "TPU" not in name and bool(tf.config.list_logical_devices("GPU"))
+        return "mixed_float16" if on_gpu else "mixed_bfloat16"
+    policies = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+    if mixed_precision is False or mixed_precision is None:
+        return "float32"
+    if isinstance(mixed_precision, str) and mixed_precision in policies:
+        return policies[mixed_precision]
+    raise ValueError(f"mixed_precision must be False, True, 'auto', 'float16', 'bfloat16' or "
+                     f"'none', got {mixed_precision!r}")
+
+
+def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedData | None,
+           out_dir: Path, distribution: tf.distribute.Strategy, *, chief: bool, resume: bool,
+           initial_epoch: int, best: float | None, verbose: int | str
+           ) -> tuple[keras.Model, dict]:
+    """The body of :func:`train`, run under the run's dtype policy."""
+    epochs, batch_size, steps_per_epoch = config.epochs, config.batch_size, \
+        config.steps_per_epoch
+    input_size, stages, seed, sigma = config.input_size, config.stages, config.seed, \
+        config.sigma
+    width, backbone, learning_rate = config.width, config.backbone, config.learning_rate
+    val_every = config.val_every
+    lr_schedule, strategy, model_options = config.lr_schedule, config.strategy, \
+        config.model_options
     # Workers other than the chief keep their files out of the run folder.
     write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="kpose-worker-"))
-    if mixed_precision:
-        tpu = "TPU" in type(distribution).__name__
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if tpu else "mixed_float16")
     keras.utils.set_random_seed(seed)
     rate = scaled_learning_rate(learning_rate, batch_size)
     if steps_per_epoch is None:

@@ -127,6 +127,10 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "m.keras", "a.jpg", "--box", "1,2,3"])
     assert "a box is x,y,w,h" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "synthetic:4", "--out", str(tmp_path / "r"),
+              "--mixed-precision", "half"])
+    assert "--mixed-precision: invalid choice: 'half'" in capsys.readouterr().err
 
 
 def test_cli_evaluate_prints_a_table_and_writes_json(run, people, capsys, tmp_path):
@@ -274,3 +278,37 @@ def test_cosine_schedule_decays_and_a_killed_run_resumes_onto_the_same_curve(
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
                                    err_msg=a.path)
+
+
+@pytest.mark.parametrize("precision, compute, optimizer", [
+    ("bfloat16", "bfloat16", "Adam"), ("float16", "float16", "LossScaleOptimizer")])
+def test_mixed_precision_computes_in_16_bits_keeps_float32_losses_and_restores_the_policy(
+        tmp_path, people, precision, compute, optimizer):
+    import keras
+
+    settings = {**SMALL, "steps_per_epoch": 4}
+    model, history = train("cpm", people, out_dir=tmp_path / precision, epochs=3,
+                           mixed_precision=precision, **settings)
+    assert keras.config.dtype_policy().name == "float32", "the global policy leaked"
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.compute_dtype for layer in convolutions} == {compute}
+    assert {layer.variable_dtype for layer in convolutions} == {"float32"}
+    assert {str(output.dtype) for output in model.outputs} == {"float32"}
+    assert type(model.optimizer).__name__ == optimizer
+    losses = history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    config = json.loads((tmp_path / precision / "config.json").read_text())
+    assert config["mixed_precision"] == precision
+    report = evaluate(tmp_path / precision, people)  # reloads the 16-bit run
+    assert 0.0 <= report["final"]["PCK@0.2"]["value"] <= 1.0
+
+
+def test_mixed_precision_auto_picks_bfloat16_without_a_gpu_and_refuses_unknown_names(
+        tmp_path, people):
+    from kpose.training import mixed_precision_policy
+
+    assert mixed_precision_policy(True) == "mixed_bfloat16"
+    assert mixed_precision_policy("none") == mixed_precision_policy(False) == "float32"
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        train("cpm", people, out_dir=tmp_path / "bad", mixed_precision="half", **SMALL)
+    assert not (tmp_path / "bad").exists()
