@@ -36,6 +36,7 @@ from keras import ops
 from export.errors import ExportError
 from kpose.models.deeppose import NormalisedToPixels
 from kpose.models.layers import DECODING_METHODS, CenterMap, HeatmapDecoder
+from kpose.models.precision import float32_model
 from kpose.skeletons import SKELETONS, Skeleton, get_skeleton
 
 __all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph", "decoder_radius",
@@ -120,6 +121,7 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
         if not isinstance(network, keras.Model):
             raise ExportError(f"{path} holds a {type(network).__name__}, not a Keras model")
     family, network = _identify(network, source)
+    network = float32_model(network)  # a mixed-precision run's 16-bit ops do not convert
     shapes = [tuple(t.shape) for t in network.inputs]
     image_shape = shapes[0]
     if len(image_shape) != 4 or image_shape[-1] != 3 or None in image_shape[1:3]:

@@ -124,6 +124,33 @@ def test_cpm_float32_tflite_and_onnx_match_keras_within_a_hundredth_of_a_pixel(
     assert result.report["decoder"] == "taylor" and not result.failed_checks
 
 
+def test_a_mixed_precision_cpm_exports_as_float32_with_the_same_weights(cpm_files, dots,
+                                                                         tmp_path):
+    from kpose.models import float32_model, uses_mixed_precision
+
+    trained = keras.saving.load_model(cpm_files["cpm"])
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = build_cpm(DOTS, stages=2, input_size=SIZE, width=0.125, learning_rate=None)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(trained.get_weights())
+    assert uses_mixed_precision(mixed) and not uses_mixed_precision(trained)
+    copy = float32_model(mixed)
+    assert not uses_mixed_precision(copy) and copy.output_names == mixed.output_names
+    image = np.asarray(Image.open(dots.records[0].image_path), np.float32)[None]
+    exact, rounded = trained.predict(image, verbose=0), mixed.predict(image, verbose=0)
+    np.testing.assert_allclose(copy.predict(image, verbose=0)["stage_2"], exact["stage_2"],
+                               atol=1e-4)
+    assert not np.allclose(rounded["stage_2"], exact["stage_2"], atol=1e-4), \
+        "the mixed model should compute in bfloat16"
+    mixed.save(tmp_path / "mixed.keras")
+    result = export_model(tmp_path / "mixed.keras", tmp_path / "out", calibration_data=dots,
+                          skeleton=DOTS, **FAST)
+    row = result.report["files"][0]
+    assert row["max_px"] <= 0.01 and row["pck@0.2"] == 100.0, row
+
+
 def test_cpm_float16_tflite_is_within_half_a_pixel(cpm_files, dots, tmp_path):
     result = export_model(cpm_files["cpm"], tmp_path / "out", quantize="float16",
                           calibration_data=dots, skeleton=DOTS, **FAST)

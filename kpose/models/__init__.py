@@ -7,6 +7,7 @@ from kpose.models.deeppose import (DeepPoseTraining, build_deeppose, build_deepp
                                    train_deeppose_cascade, with_visibility_targets)
 from kpose.models.layers import (CenterMap, HeatmapDecoder, ImageNormalisation, JointBoxes,
                                  JointCrops, RefineJoints)
+from kpose.models.precision import float32_model, uses_mixed_precision
 from kpose.models.test_time import flip_belief_maps, predict_belief_maps
 
 __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
@@ -16,4 +17,4 @@ __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
            "build_deeppose_inference",
            "build_refinement_step", "compile_deeppose", "with_visibility_targets",
            "train_deeppose_cascade", "DeepPoseTraining", "JointCrops", "JointBoxes",
-           "RefineJoints"]
+           "RefineJoints", "float32_model", "uses_mixed_precision"]
