@@ -61,8 +61,8 @@ def earlier_results(path: Path, benchmark: str, args, *, ignore=("data", "varian
 
 def _settings(args) -> dict:
     def plain(value):
-        if isinstance(value, Path):
-            return str(value)
+        if isinstance(value, Path):  # the name only: no machine's folders in results
+            return value.name
         return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
     return {k: plain(v) for k, v in vars(args).items() if k not in ("json", "lspet_bench")}
@@ -70,7 +70,8 @@ def _settings(args) -> dict:
 
 def write_report(path: Path, benchmark: str, args, results: list, **extra) -> None:
     """Write ``{"benchmark", "settings", "results", **extra}`` JSON; ``settings`` are the
-    command-line arguments (paths as strings, the output and data paths left out)."""
+    command-line arguments (paths as their last component, the output and data paths left
+    out)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"benchmark": benchmark, "settings": _settings(args),
                                 "results": results, **extra}, indent=2) + "\n")

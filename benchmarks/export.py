@@ -74,7 +74,7 @@ def main() -> int:
     for variant, given in jobs:
         started = time.perf_counter()
         run = given or root / variant
-        options = {"run": str(given)} if given else _variant_options(variant, args)
+        options = _given_run(given) if given else _variant_options(variant, args)
         if given is None:
             kpose.train(data=f"synthetic:{args.train_images}:1",
                         val_data=f"synthetic:{args.val_images}:2", out_dir=run, epochs=1,
@@ -111,6 +111,23 @@ def main() -> int:
                  mobile_int8_goal=goal)
     print(f"\nwrote {args.json}")
     return 0
+
+
+def _given_run(path: Path) -> dict:
+    """What the JSON records of a trained run: its name and training settings."""
+    config = path / "config.json"
+    settings = json.loads(config.read_text()) if config.is_file() else None
+    if settings:
+        settings = {k: v for k, v in settings.items() if k not in ("data", "val_data")} | {
+            "data": _spec_name(settings["data"]), "val_data": _spec_name(settings["val_data"])}
+    return {"run": path.name, "config": settings}
+
+
+def _spec_name(spec: str | None) -> str | None:
+    """A data spec without its folders (``lspet:joints.mat:images`` for a local path)."""
+    if spec is None:
+        return None
+    return ":".join(Path(part).name if "/" in part else part for part in spec.split(":"))
 
 
 def _is_mobile_cpm(run: Path) -> bool:

@@ -6,7 +6,7 @@ pipeline step spent waiting for input is ``1 - rate_a / rate_b``. Then the same 
 logical CPU devices with MirroredStrategy (measured in a child process, because devices
 must be split before TensorFlow starts). Prints a table, writes JSON.
 
-    python benchmarks/training.py [--steps 30] [--json training.json]
+    python benchmarks/training.py [--steps 40] [--json training.json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ VARIANTS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per case")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per case")
     parser.add_argument("--batch-size", type=int, default=16, help="global batch")
     parser.add_argument("--images", type=int, default=256, help="synthetic people to render")
     parser.add_argument("--json", type=Path, default=Path("training.json"))
@@ -121,11 +121,23 @@ def _measure_all(args, data_dir: Path, strategy_name: str) -> list[dict]:
     return rows
 
 
-def _images_per_second(model, dataset, steps: int, batch_size: int) -> float:
-    model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+def _images_per_second(model, dataset, steps: int, batch_size: int, warmup: int = 5) -> float:
+    """Steady-state training rate: one ``fit`` of ``warmup + steps`` steps, timed from the
+    end of the last warm-up step (tracing, iterator start and shuffle-buffer fill done) to
+    the end of the last step."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):  # gets NumPy logs, so it waits for each step
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    clock = StepClock()
+    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[clock])
+    return steps * batch_size / (clock.ends[-1] - clock.ends[warmup - 1])
 
 
 if __name__ == "__main__":
