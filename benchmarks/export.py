@@ -5,8 +5,9 @@ synthetic people with ``kpose.train`` (a run folder, so the export calibrates on
 own validation data), then export it with ``kpose-export``'s function to TFLite float32,
 float16, dynamic-range and int8 (the mobile CPM for the Edge TPU) and to ONNX. Every
 export is verified against Keras on held-out images; this prints, per variant, the
-median single-image latency of Keras float32 (a traced tf.function), LiteRT (1 thread and
-all threads) and ONNX Runtime with ratios to Keras in the same run, file sizes, keypoint
+median single-image latency of Keras float32 (a traced tf.function; on one thread in a
+child process, and on all threads), LiteRT (1 thread and all threads) and ONNX Runtime
+with ratios to Keras on the same threads in the same run, file sizes, keypoint
 differences to Keras and PCK@0.2 deltas, and checks the issue's goal for the mobile CPM
 int8 (under 3 MB, at least 3x faster than Keras float32 on one thread). Writes JSON.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +57,20 @@ def main() -> int:
     parser.add_argument("--train-images", type=int, default=400)
     parser.add_argument("--val-images", type=int, default=150)
     parser.add_argument("--calibration-samples", type=int, default=100)
+    parser.add_argument("--calibration-data", default=None,
+                        help="data spec for calibration and verification (default: each "
+                        "run's validation data)")
     parser.add_argument("--verify-samples", type=int, default=50)
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--run", nargs="+", type=Path, default=None,
                         help="benchmark these trained run folders (or .keras files) instead "
                              "of training the variants")
     parser.add_argument("--json", type=Path, default=Path("export.json"))
+    parser.add_argument("--keras-one-thread", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.keras_one_thread:  # child process: one thread must be set before TF starts
+        print(f"KERAS_1T {_keras_one_thread_ms(args.keras_one_thread, args.latency_runs)}")
+        return 0
 
     import kpose
     from export import export_model
@@ -88,6 +97,7 @@ def main() -> int:
                 settings["edgetpu"] = True
             result = export_model(run, root / f"{variant}-{label}",
                                   calibration_samples=args.calibration_samples,
+                                  calibration_data=args.calibration_data,
                                   verify_samples=args.verify_samples,
                                   latency_runs=args.latency_runs, verbose=False, **settings)
             for row in result.report["files"]:
@@ -97,6 +107,7 @@ def main() -> int:
                                       for k in ("ops", "supported", "mapped", "fully_mapped")}
                 rows.append(row)
         variant_result = {"variant": variant, "options": options,
+                          "keras_1_thread_ms": _keras_one_thread(run, args.latency_runs),
                           "input_size": result.metadata["input"]["shape"][1],
                           "train_steps": None if given else args.train_steps,
                           "train_seconds": round(train_seconds, 1),
@@ -111,6 +122,33 @@ def main() -> int:
                  mobile_int8_goal=goal)
     print(f"\nwrote {args.json}")
     return 0
+
+
+def _keras_one_thread(run: Path, runs: int) -> float | None:
+    """Keras float32 latency (ms per image) with TensorFlow held to one thread, measured
+    in a child process; ``None`` if the child fails."""
+    child = subprocess.run([sys.executable, __file__, "--keras-one-thread", str(run),
+                            "--latency-runs", str(runs)], capture_output=True, text=True)
+    found = [line for line in child.stdout.splitlines() if line.startswith("KERAS_1T ")]
+    if child.returncode != 0 or not found:
+        print(f"Keras one-thread timing failed:\n{child.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return float(found[0].split()[1])
+
+
+def _keras_one_thread_ms(run: Path, runs: int) -> float:
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from export.graphs import keypoint_graph, load_pose_model
+    from export.verify import _keras_latency
+
+    pose = load_pose_model(run)
+    graph = keypoint_graph(pose) if pose.family == "cpm" else pose.network
+    image = np.random.default_rng(0).uniform(0, 255, (1, *pose.input_size, 3))
+    return _keras_latency(graph, image.astype(np.float32), runs)
 
 
 def _given_run(path: Path) -> dict:
@@ -164,8 +202,10 @@ def _print_variant(result: dict) -> None:
     keras_ms = next(r["keras_latency_ms"] for r in rows if r["label"] == "float32")
     trained = (f"{result['train_steps']} training steps, {result['train_seconds']:.0f} s"
                if result["train_steps"] is not None else "given run")
+    keras_one = result.get("keras_1_thread_ms") or keras_ms
     print(f"\n{result['variant']} ({result['input_size']} px, {trained}; decoders "
-          f"{result['decoders']}): Keras float32 {keras_ms:.2f} ms/image")
+          f"{result['decoders']}): Keras float32 {keras_one:.2f} ms/image on one thread, "
+          f"{keras_ms:.2f} ms on all; ratios are Keras's time over the file's, same threads")
     print(f"  {'export':8s} {'size':>9s} {'1 thread':>16s} {'all threads':>16s} "
           f"{'max px':>8s} {'mean px':>8s} {'PCK':>6s} {'Keras':>6s}  check")
     for row in rows:
@@ -177,7 +217,8 @@ def _print_variant(result: dict) -> None:
         check = row["check"]
         verdict = "-" if check["passed"] is None else ("ok" if check["passed"] else "FAILED")
         print(f"  {row['label']:8s} {row['size_bytes'] / 1e6:7.2f}MB "
-              f"{_timing(one, keras_ms):>16s} {_timing(every, keras_ms):>16s} "
+              f"{_timing(one, keras_one if 'litert_1_thread' in latency else keras_ms):>16s} "
+              f"{_timing(every, keras_ms):>16s} "
               f"{row['max_px']:8.3f} {row['mean_px']:8.3f} {pck}  {verdict}"
               + (f"  edge TPU {row['edgetpu']['supported']}/{row['edgetpu']['ops']} ops"
                  if "edgetpu" in row else ""))
@@ -194,8 +235,8 @@ def _mobile_goal(results) -> dict | None:
         if not any("edgetpu" in r for r in result["rows"]):
             continue
         int8 = next(r for r in result["rows"] if r["label"] == "int8")
-        keras_ms = next(r["keras_latency_ms"] for r in result["rows"]
-                        if r["label"] == "float32")
+        keras_ms = result.get("keras_1_thread_ms") or next(
+            r["keras_latency_ms"] for r in result["rows"] if r["label"] == "float32")
         size_mb = int8["size_bytes"] / 1e6
         speedup = keras_ms / int8["latency_ms"]["litert_1_thread"]
         text = (f"goal (mobile CPM int8 at {result['input_size']} px): {size_mb:.2f} MB "

@@ -9,6 +9,16 @@ next to Keras's own. Files run through :func:`kpose.runtime.raw_runner`, the loa
 
 The acceptance criteria (:data:`CRITERIA`): float32 TFLite and ONNX within 0.01 px of
 Keras, float16 within 0.5 px, int8 and dynamic-range PCK@0.2 within 2 points of Keras's.
+
+Float16 and ties. Where two belief-map pixels hold (nearly) the same top value, the
+arg-max is decided by the last bits, and any change to the weights, float16 rounding
+included, may move that keypoint to the other pixel's sub-pixel estimate (measured: a
+1 px jump between two pixels tied to 5 digits, in Keras alone with its weights rounded to
+float16). No export can keep such a keypoint, so the float16 check runs Keras once more
+with its weights rounded to float16: keypoints that this alone moves by more than the
+limit are reported as ``ties`` and left out of ``max_px_untied``, which is held to the
+limit. Ties may be at most :data:`MAX_TIE_FRACTION` of the keypoints; a broken conversion
+moves keypoints that rounding does not, and fails.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ FRAME_NAMES = {"pixels": "input_pixels", "fraction": "input_fraction"}
 CRITERIA = {"none": ("max_px", 0.01), "onnx": ("max_px", 0.01), "float16": ("max_px", 0.5),
             "dynamic": ("pck_points", 2.0), "int8": ("pck_points", 2.0)}
 RAW_CRITERIA = {"none": 1e-3, "onnx": 1e-3, "float16": 0.05}
+MAX_TIE_FRACTION = 0.01
 
 
 @dataclass
@@ -89,6 +100,13 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
             row.update(max_px=float(distance.max()), mean_px=float(distance.mean()),
                        max_score_difference=float(np.abs(found[..., 2] - expected[..., 2])
                                                   .max()))
+            if item.quantization == "float16":
+                rounded = to_input_pixels(_with_float16_weights(item.reference, batch), frame,
+                                          input_size)
+                ties = np.linalg.norm(rounded[..., :2] - expected[..., :2], axis=-1) > \
+                    CRITERIA["float16"][1]
+                row.update(keypoints=int(distance.size), ties=int(ties.sum()),
+                           max_px_untied=float(distance[~ties].max(initial=0.0)))
             if truth is not None:
                 row["pck@0.2"] = 100.0 * pck(found, truth, skeleton, alpha=0.2).value
                 row["keras_pck@0.2"] = 100.0 * pck(expected, truth, skeleton, alpha=0.2).value
@@ -145,6 +163,11 @@ def _check(row: dict, item: ExportedFile) -> dict:
         return {"criterion": f"max |difference| <= {limit:g}",
                 "passed": bool(row["max_abs"] <= limit)}
     measure, limit = CRITERIA[key]
+    if "ties" in row:
+        allowed = int(MAX_TIE_FRACTION * row["keypoints"])
+        return {"criterion": f"max distance <= {limit:g} px except {row['ties']} ties "
+                             f"(at most {allowed})",
+                "passed": bool(row["max_px_untied"] <= limit and row["ties"] <= allowed)}
     if measure == "max_px":
         return {"criterion": f"max distance <= {limit:g} px",
                 "passed": bool(row["max_px"] <= limit)}
@@ -152,6 +175,19 @@ def _check(row: dict, item: ExportedFile) -> dict:
         return {"criterion": "PCK needs data of the model's skeleton", "passed": None}
     return {"criterion": f"PCK@0.2 within {limit:g} points of Keras",
             "passed": bool(row["pck_points"] <= limit)}
+
+
+def _with_float16_weights(model, images: np.ndarray) -> np.ndarray:
+    """``model``'s outputs on ``images`` with its float weights rounded to float16 (what a
+    float16 export stores); the weights are put back afterwards."""
+    original = model.get_weights()
+    rounded = [w.astype(np.float16).astype(w.dtype) if w.dtype.kind == "f" else w
+               for w in original]
+    try:
+        model.set_weights(rounded)
+        return np.asarray(model.predict(images, batch_size=16, verbose=0), np.float32)
+    finally:
+        model.set_weights(original)
 
 
 def _file_latency(item: ExportedFile, image: np.ndarray, runs: int) -> dict:

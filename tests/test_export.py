@@ -156,6 +156,18 @@ def test_cpm_float16_tflite_is_within_half_a_pixel(cpm_files, dots, tmp_path):
                           calibration_data=dots, skeleton=DOTS, **FAST)
     row = result.report["files"][0]
     assert row["quantization"] == "float16" and row["max_px"] <= 0.5, row
+    assert row["ties"] == 0 and row["keypoints"] == 12 * 4 and row["check"]["passed"], row
+
+
+def test_float16_check_excuses_only_a_few_ties_that_rounding_decides():
+    from export.verify import _check
+
+    item = type("Item", (), {"format": "tflite", "quantization": "float16", "frame": "pixels"})
+    row = {"max_px": 1.03, "max_px_untied": 0.02, "ties": 1, "keypoints": 850}
+    assert _check(row, item)["passed"]
+    assert "except 1 ties (at most 8)" in _check(row, item)["criterion"]
+    assert not _check(dict(row, max_px_untied=0.6), item)["passed"]  # conversion moved one
+    assert not _check(dict(row, ties=9), item)["passed"]  # too many ties to trust
 
 
 def test_cpm_int8_keeps_pck_within_two_points(cpm_files, dots, tmp_path):
