@@ -12,13 +12,25 @@ DEFAULT_LSPET_BENCH = REPO.parent / "shared" / "realdata" / "lspet_bench"
 
 
 def add_data_arguments(parser) -> None:
-    """The options :func:`load_split` takes: ``--data``, ``--lspet-bench``,
+    """The options :func:`data_splits` reads: ``--data``, ``--lspet-bench``,
     ``--synthetic-train`` and ``--synthetic-val``."""
     parser.add_argument("--data", nargs="+", default=["lspet_bench", "synthetic"],
                         choices=["lspet_bench", "synthetic"])
     parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
     parser.add_argument("--synthetic-train", type=int, default=2000)
     parser.add_argument("--synthetic-val", type=int, default=300)
+
+
+def data_splits(args, scratch: Path):
+    """``(name, train_records, val_records, skeleton)`` for each data set in ``args.data``
+    (options from :func:`add_data_arguments`), synthetic people rendered under ``scratch``;
+    lspet_bench is skipped with a note when it is not found."""
+    for name in args.data:
+        split = load_split(name, lspet_bench=args.lspet_bench, scratch=scratch / name,
+                           synthetic_train=args.synthetic_train,
+                           synthetic_val=args.synthetic_val)
+        if split is not None:
+            yield (name, *split)
 
 
 def load_split(name: str, *, lspet_bench: Path, scratch: Path, synthetic_train: int,

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench_data import (  # noqa: E402  (beside this script)
     add_data_arguments,
+    data_splits,
     earlier_results,
-    load_split,
     write_report,
 )
 VARIANTS = [(1, True), (3, True), (6, True), (3, False), (6, False)]
@@ -57,13 +57,7 @@ def main() -> int:
     scratch = tempfile.TemporaryDirectory(prefix="kpose-cpm-bench-")
     results = earlier_results(args.json, "cpm", args)
     baselines = {}
-    for data in args.data:
-        split = load_split(data, lspet_bench=args.lspet_bench, scratch=Path(scratch.name) / data,
-                           synthetic_train=args.synthetic_train,
-                           synthetic_val=args.synthetic_val)
-        if split is None:
-            continue
-        train, val, skeleton = split
+    for data, train, val, skeleton in data_splits(args, Path(scratch.name)):
         baselines[data] = {name: values for name, values in stage_pck_report(
             {"mean_pose": mean_pose_keypoints(train, val)}, val, skeleton)["mean_pose"].items()
             if "per joint" not in name}

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench_data import (  # noqa: E402  (beside this script)
     add_data_arguments,
-    load_split,
+    data_splits,
     write_report,
 )
 PDJ_FRACTIONS = [round(0.05 * i, 2) for i in range(1, 11)]
@@ -72,13 +72,7 @@ def main() -> int:
 
     scratch = tempfile.TemporaryDirectory(prefix="kpose-deeppose-bench-")
     results = []
-    for data in args.data:
-        split = load_split(data, lspet_bench=args.lspet_bench, scratch=Path(scratch.name) / data,
-                           synthetic_train=args.synthetic_train,
-                           synthetic_val=args.synthetic_val)
-        if split is None:
-            continue
-        train, val, skeleton = split
+    for data, train, val, skeleton in data_splits(args, Path(scratch.name)):
         train = train[: args.max_train] if args.max_train else train
         val = val[: args.max_val] if args.max_val else val
         rng = np.random.default_rng(args.seed)
