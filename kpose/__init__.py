@@ -1,7 +1,7 @@
 """kpose: DeepPose and Convolutional Pose Machines in Keras, from Colab to phones and Edge TPUs.
 
 ``import kpose`` is light (no TensorFlow); ``kpose.train``, ``kpose.evaluate`` and
-``kpose.predict`` load TensorFlow on first use.
+``kpose.predict`` and ``kpose.load_model`` load TensorFlow on first use.
 """
 
 __version__ = "0.1.0"
@@ -12,7 +12,7 @@ from kpose import skeletons  # noqa: E402
 from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton  # noqa: E402
 
 _LAZY = {"train": "kpose.training", "evaluate": "kpose.evaluation",
-         "predict": "kpose.prediction"}
+         "predict": "kpose.prediction", "load_model": "kpose.training"}
 
 __all__ = ["__version__", "skeletons", "Skeleton", "COCO_17", "MPII_16", "LSP_14", "FLIC",
            *_LAZY]

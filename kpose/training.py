@@ -41,7 +41,7 @@ from kpose.metrics import pck
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.cpm import build_cpm
 
-__all__ = ["RunConfig", "train", "load_run_model", "ValidationPCK", "RunCheckpoint"]
+__all__ = ["RunConfig", "train", "load_model", "load_run_model", "ValidationPCK", "RunCheckpoint"]
 
 MODELS = ("cpm", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
@@ -331,6 +331,19 @@ def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Pat
     with atomic_path(out_dir / "model.keras") as temporary:
         result.cascade.save(temporary)
     return result.cascade, history
+
+
+def load_model(model_or_run: str | Path) -> keras.Model:
+    """A saved kpose model: a ``.keras`` file, or a run folder's ``model.keras`` (else its
+    last checkpoint). ``kpose.load_model`` imports kpose's layers first; plain
+    ``keras.saving.load_model`` needs ``import kpose.models`` before it for the same
+    reason.
+
+    Raises:
+        FileNotFoundError: no such file, or a run folder without a model.
+        ValueError: a file that is not ``.keras``.
+    """
+    return load_run_model(model_or_run)[0]
 
 
 def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:

@@ -79,6 +79,27 @@ def test_saves_and_reloads_with_identical_outputs(tmp_path, batchnorm):
         np.testing.assert_array_equal(before[name], after[name])
 
 
+def test_kpose_load_model_needs_only_import_kpose(tmp_path):
+    """A fresh interpreter that did ``import kpose`` and nothing else loads a saved CPM
+    (its custom layers are registered by ``kpose.load_model``), and bad paths are named."""
+    import subprocess
+    import sys
+
+    model = build_cpm(LSP_14, stages=2, input_size=64, width=0.25)
+    model.save(tmp_path / "cpm.keras")
+    script = ("import sys, kpose\n"
+              "model = kpose.load_model(sys.argv[1])\n"
+              "print(model.output_names)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cpm.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "['stage_1', 'stage_2']" in done.stdout
+    import kpose
+
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        kpose.load_model(tmp_path / "missing.keras")
+
+
 def test_center_map_can_be_an_input():
     model = build_cpm(LSP_14, stages=2, input_size=64, width=0.25, center_map="input",
                       learning_rate=None)
