@@ -1,0 +1,137 @@
+"""Where does one image's time go? The mobile CPM's latency part by part, on one thread.
+
+Cuts the mobile CPM after its MobileNetV2 trunk, after every stage and after decoding,
+and times each cut (all layers up to it) as Keras float32 (a traced tf.function, as
+``benchmarks/export.py`` times it), LiteRT float32 and LiteRT full-int8 with uint8 and
+with int8 input and output, all on one CPU thread in this one process. Prints the
+cumulative times, what each part adds and the Keras / int8 ratio, and writes JSON. The
+weights are random: latency does not depend on training. This is the evidence behind
+the README's note on the int8 speed goal (3x Keras float32 on one thread).
+
+    python benchmarks/export_breakdown.py [--input-sizes 192 256] [--stages 3] [--width 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench_data import write_report  # noqa: E402  (beside this script, before the path edit)
+
+# As in benchmarks/export.py: this folder would shadow the ``export`` package.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+
+COLUMNS = (("keras", "Keras f32"), ("litert_float32", "LiteRT f32"),
+           ("int8_uint8_io", "int8 u8 io"), ("int8_int8_io", "int8 i8 io"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-sizes", type=int, nargs="+", default=[192, 256])
+    parser.add_argument("--stages", type=int, default=3)
+    parser.add_argument("--width", type=float, default=0.5,
+                        help="MobileNetV2 alpha and stage width (benchmarks/export.py's)")
+    parser.add_argument("--runs", type=int, default=200, help="timed runs per cut (median)")
+    parser.add_argument("--json", type=Path, default=Path("export_breakdown.json"))
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    # One thread for TensorFlow, set before it starts; LiteRT gets threads=1 per file.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    scratch = tempfile.TemporaryDirectory(prefix="kpose-export-breakdown-")
+    results = [_breakdown(size, args, Path(scratch.name)) for size in args.input_sizes]
+    for result in results:
+        _print_table(result)
+    write_report(args.json, "export_breakdown", args, results, cpu_threads=1)
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+def _breakdown(size: int, args, scratch: Path) -> dict:
+    import dataclasses
+
+    import keras
+    import numpy as np
+
+    from export.graphs import _export_network, keypoint_graph, load_pose_model
+    from export.tflite import convert_tflite
+    from export.verify import _keras_latency, _median_ms
+    from kpose.models import build_cpm
+    from kpose.runtime import raw_runner
+
+    keras.utils.set_random_seed(0)
+    model = build_cpm("coco_17", stages=args.stages, input_size=size, width=args.width,
+                      backbone="mobilenetv2", learning_rate=None)
+    saved = scratch / f"mobile-cpm-{size}.keras"
+    model.save(saved)
+    pose = load_pose_model(saved)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+                   for _ in range(16)]
+
+    def cut(name):
+        # The MobileNetV2 trunk is a nested model: cut at the input of stage 1's first conv.
+        network = pose.network
+        layer = network.get_layer("stage_1_conv1").input if name == "trunk" \
+            else network.get_layer(name).output
+        return keras.Model(network.inputs, layer)
+
+    cuts = ["trunk", *[f"stage_{t}" for t in range(1, args.stages + 1)], "keypoints"]
+    rows = []
+    for name in cuts:
+        if name == "keypoints":
+            keras_graph = keypoint_graph(pose)  # what benchmarks/export.py times
+            float_graph = keypoint_graph(pose, tile_depthwise=True)
+            int8_graph = keypoint_graph(pose, decoder="local_centroid", frame="fraction",
+                                        edgetpu=True, tile_depthwise=True)
+        else:
+            # The cut with the exporter's layer swaps (center map, tiled depthwise).
+            keras_graph = cut(name)
+            float_graph = int8_graph = _export_network(
+                dataclasses.replace(pose, network=keras_graph), edgetpu=True,
+                tile_depthwise=True)
+        row = {"cut": name, "keras": _keras_latency(keras_graph, image, args.runs)}
+        for column, graph, quantization, io in (
+                ("litert_float32", float_graph, "none", "uint8"),
+                ("int8_uint8_io", int8_graph, "int8", "uint8"),
+                ("int8_int8_io", int8_graph, "int8", "int8")):
+            path = scratch / f"{size}-{name}-{column}.tflite"
+            path.write_bytes(convert_tflite(graph, (size, size), quantization=quantization,
+                                            representative=lambda: iter(calibration),
+                                            io_type=io))
+            row[column] = _median_ms(raw_runner(path, threads=1), image, args.runs)
+        rows.append(row)
+        print(f"{size} px {name}: " + ", ".join(f"{label} {row[key]:.3f} ms"
+                                                for key, label in COLUMNS), flush=True)
+    return {"input_size": size, "stages": args.stages, "width": args.width,
+            "parameters": model.count_params(), "cuts": rows}
+
+
+def _print_table(result: dict) -> None:
+    print(f"\nmobile CPM, {result['stages']} stages, width {result['width']}, "
+          f"{result['input_size']} px, one CPU thread: cumulative ms (what the part adds)")
+    print(f"{'up to':10s} " + " ".join(f"{label:>18s}" for _, label in COLUMNS)
+          + f" {'Keras / int8 u8':>16s}")
+    previous = None
+    for row in result["cuts"]:
+        cells = []
+        for key, _ in COLUMNS:
+            added = row[key] - previous[key] if previous else row[key]
+            cells.append(f"{row[key]:7.3f} ({added:+6.3f})")
+        ratio = row["keras"] / row["int8_uint8_io"]
+        print(f"{row['cut']:10s} " + " ".join(f"{cell:>18s}" for cell in cells)
+              + f" {ratio:15.2f}x")
+        previous = row
+
+
+if __name__ == "__main__":
+    sys.exit(main())
