@@ -19,6 +19,7 @@ import scipy.io
 from PIL import Image
 
 from kpose.data import read_coco, read_mpii
+from matlab_structs import struct_array  # tests/ helper
 
 REPO = Path(__file__).resolve().parents[1]
 A = np.testing.assert_allclose
@@ -44,16 +45,6 @@ def _fails_cleanly(capsys, code: int, *fragments: str) -> None:
 
 # ---------------------------------------------------------------- MPII .mat -> JSON
 
-
-def _struct_array(rows: list[dict], fields: tuple[str, ...]) -> np.ndarray:
-    """A 1 x N MATLAB struct array; a field a row leaves out is MATLAB's empty []."""
-    array = np.zeros((1, len(rows)), dtype=[(f, object) for f in fields])
-    for i, row in enumerate(rows):
-        for f in fields:
-            array[0, i][f] = row.get(f, np.zeros((0, 0)))
-    return array
-
-
 _RECT_FIELDS = ("x1", "y1", "x2", "y2", "annopoints", "scale", "objpos")
 
 
@@ -66,7 +57,7 @@ def _rect_from_json(entry: dict, flags: dict[int, object]) -> dict:
     head_x, head_y = entry["joints"][9]
     return dict(x1=head_x - 30.0, y1=head_y - 10.0, x2=head_x + 30.0, y2=head_y + 70.0,
                 scale=entry["scale"], objpos={"x": entry["center"][0], "y": entry["center"][1]},
-                annopoints={"point": _struct_array(points, ("x", "y", "id", "is_visible"))})
+                annopoints={"point": struct_array(points, ("x", "y", "id", "is_visible"))})
 
 
 @pytest.fixture
@@ -80,17 +71,17 @@ def mpii_release(realdata, tmp_path):
              _rect_from_json(people[2], {})]
     no_centre = _rect_from_json(people[1], {})
     no_centre.update(scale=np.zeros((0, 0)), objpos=np.zeros((0, 0)))
-    annolist = _struct_array([
+    annolist = struct_array([
         dict(image={"name": people[0]["image"]},
-             annorect=_struct_array([rects[0], dict(scale=1.5, objpos={"x": 5.0, "y": 5.0})],
+             annorect=struct_array([rects[0], dict(scale=1.5, objpos={"x": 5.0, "y": 5.0})],
                                     _RECT_FIELDS)),
         dict(image={"name": people[1]["image"]},
-             annorect=_struct_array([rects[1], no_centre], _RECT_FIELDS)),
+             annorect=struct_array([rects[1], no_centre], _RECT_FIELDS)),
         dict(image={"name": "099999999.jpg"},  # a test image: a centre, no joints
-             annorect=_struct_array([dict(scale=2.0, objpos={"x": 50.0, "y": 50.0})],
+             annorect=struct_array([dict(scale=2.0, objpos={"x": 50.0, "y": 50.0})],
                                     _RECT_FIELDS)),
         dict(image={"name": people[2]["image"]},
-             annorect=_struct_array([rects[2]], _RECT_FIELDS)),
+             annorect=struct_array([rects[2]], _RECT_FIELDS)),
     ], ("image", "annorect", "frame_sec", "vididx"))
     single_person = np.empty((4, 1), dtype=object)
     for i, value in enumerate(([[1.0]], [[1.0]], np.zeros((0, 0)), [[1.0]])):

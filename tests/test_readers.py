@@ -20,6 +20,7 @@ from kpose.data.lsp import lsp_image_names, read_lsp, read_lsp_keypoints
 from kpose.data.mpii import read_mpii
 from kpose.data.records import box_from_keypoints
 from kpose.skeletons import COCO_17, Skeleton
+from matlab_structs import struct_array  # tests/ helper
 
 A = np.testing.assert_allclose
 
@@ -161,19 +162,10 @@ def test_mpii_json_is_shifted_to_0_based_with_missing_ankles(realdata):
     assert records[1].image_size == (854, 480)
 
 
-def _struct_array(rows: list[dict], fields: tuple[str, ...]) -> np.ndarray:
-    """A 1 x N MATLAB struct array; a field a row leaves out is MATLAB's empty []."""
-    array = np.zeros((1, len(rows)), dtype=[(f, object) for f in fields])
-    for i, row in enumerate(rows):
-        for f in fields:
-            array[0, i][f] = row.get(f, np.zeros((0, 0)))
-    return array
-
-
 def _points(*points) -> dict:
     """``annopoints`` with ``point(p)`` = (id, x, y, is_visible)."""
     rows = [dict(id=p[0], x=p[1], y=p[2], is_visible=p[3]) for p in points]
-    return {"point": _struct_array(rows, ("x", "y", "id", "is_visible"))}
+    return {"point": struct_array(rows, ("x", "y", "id", "is_visible"))}
 
 
 def _write_mpii_release(folder) -> None:
@@ -183,19 +175,19 @@ def _write_mpii_release(folder) -> None:
                        ("000000003.jpg", (200, 100))):
         Image.new("RGB", size).save(folder / "images" / name)
     rect_fields = ("x1", "y1", "x2", "y2", "annopoints", "scale", "objpos")
-    image_1 = _struct_array([
+    image_1 = struct_array([
         dict(x1=101.0, y1=51.0, x2=131.0, y2=91.0, scale=2.0, objpos={"x": 301.0, "y": 201.0},
              # is_visible as number, as string and missing: all three occur in the release.
              annopoints=_points((0, 301.0, 401.0, 1.0), (9, 311.0, 61.0, "0"),
                                 (13, 321.0, 121.0, np.zeros((0, 0))))),
         dict(scale=1.5, objpos={"x": 501.0, "y": 201.0}),  # person without joints
     ], rect_fields)
-    image_2 = _struct_array([  # one rect, one point each: squeeze_me unwraps both
+    image_2 = struct_array([  # one rect, one point each: squeeze_me unwraps both
         dict(x1=11.0, y1=11.0, x2=21.0, y2=21.0, scale=np.zeros((0, 0)),
              objpos=np.zeros((0, 0)), annopoints=_points((7, 101.0, 51.0, 1.0))),
     ], rect_fields)
-    image_3 = _struct_array([dict(scale=1.0, objpos={"x": 51.0, "y": 51.0})], rect_fields)
-    annolist = _struct_array([
+    image_3 = struct_array([dict(scale=1.0, objpos={"x": 51.0, "y": 51.0})], rect_fields)
+    annolist = struct_array([
         dict(image={"name": "000000001.jpg"}, annorect=image_1),
         dict(image={"name": "000000002.jpg"}, annorect=image_2),
         dict(image={"name": "000000003.jpg"}, annorect=image_3),
@@ -391,7 +383,7 @@ def _write_flic(folder) -> None:
     sparse[:, 16] = (31.0, 11.0)  # nose
     fields = ("poselet_hit_idx", "moviename", "coords", "filepath", "imgdims", "currframe",
               "torsobox", "istrain", "istest", "isbad", "isunchecked")
-    examples = _struct_array([
+    examples = struct_array([
         dict(moviename="movie", coords=full, filepath="movie-00000001.jpg",
              imgdims=np.array([[480.0, 720.0, 3.0]]), currframe=1.0,
              torsobox=np.array([[11.0, 21.0, 31.0, 41.0]]), istrain=1.0, istest=0.0,
@@ -441,7 +433,7 @@ def test_flic_rejects_other_files(realdata, tmp_path):
     with pytest.raises(ValueError, match=r"variable 'examples' not found.*'joints'"):
         read_flic(realdata / "lspet" / "joints.mat")
     bad = tmp_path / "examples.mat"
-    scipy.io.savemat(bad, {"examples": _struct_array(
+    scipy.io.savemat(bad, {"examples": struct_array(
         [dict(coords=np.zeros((2, 14)), filepath="a.jpg")], ("coords", "filepath"))})
     with pytest.raises(ValueError, match=r"examples\(1\): field 'coords' has shape "
                                          r"\(2, 14\), expected \(2, 29\)"):
