@@ -105,9 +105,9 @@ def _int8_decoder(sigma: float, seed: int):
     ``(N, 1, 3)`` in map pixels (its int8 output is the fraction frame)."""
     import keras
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
 
     from kpose.models.layers import HeatmapDecoder
+    from kpose.runtime import raw_runner
 
     maps = keras.Input((SIZE, SIZE, 2))
     model = keras.Model(maps, HeatmapDecoder(num_joints=1, stride=1, method="local_centroid",
@@ -115,32 +115,24 @@ def _int8_decoder(sigma: float, seed: int):
     rng = np.random.default_rng(seed)
     calibration = np.concatenate([_maps(rng, 50, sigma, **options)[0]
                                   for options in CASES.values()])
-    with tempfile.TemporaryDirectory() as folder:
-        model.export(folder, input_signature=[tf.TensorSpec([1, SIZE, SIZE, 2], tf.float32)],
-                     verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([m[None]] for m in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-        interpreter = Interpreter(model_content=converter.convert())
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scratch = tempfile.TemporaryDirectory(prefix="kpose-decoding-")
+    folder = Path(scratch.name)
+    model.export(folder / "saved", verbose=False,
+                 input_signature=[tf.TensorSpec([1, SIZE, SIZE, 2], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([m[None]] for m in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    (folder / "decoder.tflite").write_bytes(converter.convert())
+    run = raw_runner(folder / "decoder.tflite")  # quantises maps, dequantises keypoints
 
     def decode(batch):
-        found = []
-        for one in batch:
-            scale, zero = source["quantization"]
-            interpreter.set_tensor(source["index"], np.clip(np.round(one[None] / scale + zero),
-                                                            -128, 127).astype(np.int8))
-            interpreter.invoke()
-            scale, zero = target["quantization"]
-            found.append((interpreter.get_tensor(target["index"])[0].astype(np.float32)
-                          - zero) * scale)
-        found = np.array(found)
+        found = np.array([run(one[None])[0] for one in batch])
         found[..., :2] = found[..., :2] * SIZE - 0.5  # fraction -> map pixels
         return found
 
+    decode.scratch = scratch  # the file lives as long as decode: LiteRT maps, not copies, it
     return decode
 
 
