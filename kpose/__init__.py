@@ -1,6 +1,6 @@
 """kpose: DeepPose and Convolutional Pose Machines in Keras, from Colab to phones and Edge TPUs.
 
-``import kpose`` is light (no TensorFlow); ``kpose.train``, ``kpose.evaluate`` and
+``import kpose`` is light (no TensorFlow); ``kpose.train``, ``kpose.evaluate``,
 ``kpose.predict`` and ``kpose.load_model`` load TensorFlow on first use.
 """
 
