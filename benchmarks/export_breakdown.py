@@ -90,15 +90,14 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
     for name in cuts:
         if name == "keypoints":
             keras_graph = keypoint_graph(pose)  # what benchmarks/export.py times
-            float_graph = keypoint_graph(pose, tile_depthwise=True)
+            float_graph = keypoint_graph(pose)
             int8_graph = keypoint_graph(pose, decoder="local_centroid", frame="fraction",
-                                        edgetpu=True, tile_depthwise=True)
+                                        edgetpu=True)
         else:
-            # The cut with the exporter's layer swaps (center map, tiled depthwise).
+            # The cut with the exporter's layer swap (the Edge TPU center map).
             keras_graph = cut(name)
             float_graph = int8_graph = _export_network(
-                dataclasses.replace(pose, network=keras_graph), edgetpu=True,
-                tile_depthwise=True)
+                dataclasses.replace(pose, network=keras_graph), edgetpu=True)
         row = {"cut": name, "keras": _keras_latency(keras_graph, image, args.runs)}
         for column, graph, quantization, io in (
                 ("litert_float32", float_graph, "none", "uint8"),

@@ -121,12 +121,10 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
     outputs = "keypoints" if not raw_outputs else (
         "belief_maps" if pose.family == "cpm" else "normalised_coordinates")
 
-    def graph(frame, for_edgetpu=False, for_tflite=False):
-        # TFLite graphs tile large depthwise kernels for XNNPACK (export.graphs).
+    def graph(frame, for_edgetpu=False):
         if raw_outputs:
-            return raw_graph(pose, edgetpu=for_edgetpu, tile_depthwise=for_tflite)
-        return keypoint_graph(pose, decoder=chosen, frame=frame, edgetpu=for_edgetpu,
-                              tile_depthwise=for_tflite)
+            return raw_graph(pose, edgetpu=for_edgetpu)
+        return keypoint_graph(pose, decoder=chosen, frame=frame, edgetpu=for_edgetpu)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -161,8 +159,7 @@ def _write(pose, images, folder: Path, *, graph, tflite, onnx, quantize, edgetpu
     entries, exported, converted = {}, [], {}
     report: dict = {}
     if tflite:
-        tflite_graph = graph("fraction" if int8 else "pixels", for_edgetpu=edgetpu,
-                             for_tflite=True)
+        tflite_graph = graph("fraction" if int8 else "pixels", for_edgetpu=edgetpu)
         frame = ("fraction" if int8 else "pixels") if keypoints else None
         model = convert_tflite(tflite_graph, pose.input_size, quantization=quantize,
                                representative=images.representative if int8 else None,

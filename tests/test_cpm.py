@@ -9,7 +9,8 @@ import pytest
 from kpose.data import make_dataset, read_coco, write_synthetic_dataset
 from kpose.losses import BeliefMapLoss
 from kpose.models import HeatmapDecoder, build_cpm, build_cpm_inference, receptive_field
-from kpose.models.cpm import LATER_STAGE_SPEC, STAGE1_SPEC, TRUNK_SPEC
+from kpose.models.cpm import (LATER_STAGE_SPEC, MOBILE_STAGE_CONTEXT_SPEC,
+                              MOBILE_STAGE_LOCAL_SPEC, STAGE1_SPEC, TRUNK_SPEC)
 from kpose.skeletons import COCO_17, LSP_14
 
 K = LSP_14.num_joints
@@ -30,23 +31,44 @@ def test_receptive_fields_are_the_papers():
     assert receptive_field(TRUNK_SPEC)[1] == 8
 
 
-def test_stage2_output_sees_31x31_of_stage1_maps():
-    """Empirical check of the computed receptive field on the built layers."""
+def _stage2_window(model, size: int) -> tuple[int, int]:
+    """Rows and columns of stage 2's inputs that its centre output pixel depends on."""
     import tensorflow as tf
 
-    model = build_cpm(LSP_14, stages=2, input_size=368, width=0.125, learning_rate=None)
-    stage2_layers = [model.get_layer(f"stage_2_conv{i}") for i in range(1, 5)]
-    stage2_layers.append(model.get_layer("stage_2_maps"))
-    channels = model.get_layer("stage_2_inputs").output.shape[-1]
-    beliefs = tf.Variable(tf.random.uniform((1, 46, 46, channels)))
+    stage2 = keras.Model(model.get_layer("stage_2_inputs").output, model.outputs[1])
+    channels = stage2.inputs[0].shape[-1]
+    inputs = tf.Variable(tf.random.uniform((1, size, size, channels), seed=0))
     with tf.GradientTape() as tape:
-        x = beliefs
-        for layer in stage2_layers:
-            x = layer(x)
-        centre = x[0, 23, 23, 0]
-    grad = tape.gradient(centre, beliefs).numpy()[0]
+        centre = stage2(inputs)[0, size // 2, size // 2, 0]
+    grad = tape.gradient(centre, inputs).numpy()[0]
     rows, cols = np.nonzero(np.abs(grad).sum(axis=-1))
-    assert rows.max() - rows.min() + 1 == 31 and cols.max() - cols.min() + 1 == 31
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def test_stage2_output_sees_31x31_of_stage1_maps():
+    """Empirical check of the computed receptive field on the built layers."""
+    model = build_cpm(LSP_14, stages=2, input_size=368, width=0.125, learning_rate=None)
+    assert _stage2_window(model, 46) == (31, 31)
+
+
+def test_mobile_stages_see_a_large_window_through_small_kernels():
+    """The mobile variant's later stages: 3 x 3 kernels only, and a receptive field of 22
+    map pixels (176 px at stride 8) through the pooled context path."""
+    assert receptive_field(MOBILE_STAGE_LOCAL_SPEC + MOBILE_STAGE_CONTEXT_SPEC) == (20, 2)
+    model = build_cpm(LSP_14, stages=2, input_size=256, width=0.25, backbone="mobilenetv2",
+                      learning_rate=None)
+    kernels = {tuple(layer.kernel_size) for layer in model.layers
+               if layer.name.startswith("stage_2_") and hasattr(layer, "kernel_size")}
+    assert kernels == {(3, 3), (1, 1)}
+    assert not any(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in model.layers
+                   if layer.name.startswith("stage_2_"))
+    # The chain's 20, and bilinear upsampling mixes in one more stride-16 pixel.
+    assert _stage2_window(model, 32) == (22, 22)
+
+
+def test_mobile_variant_needs_an_input_divisible_by_16():
+    with pytest.raises(ValueError, match="divisible by 16 for the mobilenetv2 CPM"):
+        build_cpm(LSP_14, stages=2, input_size=136, backbone="mobilenetv2")
 
 
 def test_later_stages_share_one_image_trunk():

@@ -442,18 +442,7 @@ def _dot_detector(model: keras.Model, shift: float = 0.0) -> None:
                                                  1.0 - layer.epsilon))
             pending = None
             continue
-        if isinstance(layer, keras.layers.SeparableConv2D):
-            depthwise = np.zeros(layer.depthwise_kernel.shape, np.float32)
-            pointwise = np.zeros(layer.pointwise_kernel.shape, np.float32)
-            moved = layer.name == f"stage_{last_stage}_conv1"
-            taps = _copy_taps(depthwise.shape[0], shift if moved else 0.0)
-            for k in range(joints):
-                depthwise[:, :, k, 0] = taps
-                pointwise[0, 0, k, k] = 1.0
-            layer.depthwise_kernel.assign(depthwise)
-            layer.pointwise_kernel.assign(pointwise)
-            bias = np.zeros(layer.pointwise_kernel.shape[-1], np.float32)
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
             kernel = np.zeros(layer.kernel.shape, np.float32)
             for k in range(joints):
                 kernel[:, :, k, 0] = _copy_taps(kernel.shape[0])

@@ -10,6 +10,17 @@ Layer numbers are the paper's (Figure 2) unless ``width`` scales them. The paper
 are 2 x 2 with stride 2, which gives stage 1 exactly the 160 x 160 px receptive field it
 quotes, and three 11 x 11 convolutions give stage 2 its 31 x 31 receptive field on the
 stage-1 belief maps (:func:`receptive_field` computes both from the layer specs).
+
+The mobile variant (``backbone="mobilenetv2"``) keeps the stages' inputs, outputs and
+losses but builds each later stage for int8 phones and the Edge TPU: one 3 x 3
+convolution at stride 8 (local evidence), a context path that pools to stride 16 and runs
+four 3 x 3 convolutions there, bilinear upsampling back to stride 8, and a 1 x 1
+convolution over both paths. Its receptive field on the previous maps is 22 x 22 map
+pixels (176 px of the input; the chain's 20, plus the neighbouring stride-16 pixel that
+bilinear upsampling mixes in): the paper's large field in kind. Dense 3 x 3 convolutions
+run as fast integer matrix products in LiteRT and on the Edge TPU; the paper's 11 x 11
+kernels, as depthwise-separable layers (this variant's earlier design), ran no faster in
+int8 than in TensorFlow float32 on a CPU thread.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ from kpose.models.layers import CenterMap, HeatmapDecoder, ImageNormalisation
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
-           "STAGE1_SPEC", "TRUNK_SPEC", "LATER_STAGE_SPEC", "STRIDE", "BACKBONES"]
+           "STAGE1_SPEC", "TRUNK_SPEC", "LATER_STAGE_SPEC", "MOBILE_STAGE_LOCAL_SPEC",
+           "MOBILE_STAGE_CONTEXT_SPEC", "MOBILE_STAGE_FUSE_SPEC", "STRIDE", "BACKBONES"]
 
 STRIDE = 8
 BACKBONES = ("cpm", "mobilenetv2")
@@ -52,6 +64,11 @@ STAGE1_SPEC = (Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(9, 128), Pool(),
                Conv(5, 32), Conv(9, 512), Conv(1, 512))
 TRUNK_SPEC = (Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(9, 128), Pool(), Conv(5, 32))
 LATER_STAGE_SPEC = (Conv(11, 128), Conv(11, 128), Conv(11, 128), Conv(1, 128))
+# The mobile variant's later stages (module docstring): local path at stride 8, context
+# path from it at stride 16, then bilinear x2 and a 1 x 1 convolution over both.
+MOBILE_STAGE_LOCAL_SPEC = (Conv(3, 128),)
+MOBILE_STAGE_CONTEXT_SPEC = (Pool(), Conv(3, 128), Conv(3, 128), Conv(3, 128), Conv(3, 128))
+MOBILE_STAGE_FUSE_SPEC = (Conv(1, 128),)
 
 
 def build_cpm(
@@ -73,7 +90,8 @@ def build_cpm(
     Args:
         skeleton: the joints to predict; the model outputs ``K + 1`` maps per stage.
         stages: number of stages ``T >= 1`` (the paper's best: 6).
-        input_size: ``size`` or ``(height, width)`` in pixels, divisible by 8.
+        input_size: ``size`` or ``(height, width)`` in pixels, divisible by 8 (by 16 for
+            the mobilenetv2 backbone, whose later stages pool once more).
         center_map: ``True`` builds the paper's center map (a Gaussian of ``center_sigma``
             px at the crop centre, pooled to stride 8) inside the model, so callers pass
             only the image; ``"input"`` takes it as a second input ``center_map``
@@ -81,8 +99,8 @@ def build_cpm(
         width: channel multiplier for every convolution but the ``K + 1`` outputs.
         backbone: ``"cpm"`` (the paper's) or ``"mobilenetv2"``: a MobileNetV2 trunk cut
             at stride 8 replaces the stage-1 and shared image-feature trunks, and the
-            later stages use separable 11 x 11 convolutions: the small model for phones
-            and the Edge TPU.
+            later stages are the small-kernel, two-resolution ones of the module
+            docstring: the small model for phones and the Edge TPU.
         intermediate_supervision: ``True`` puts the loss on every stage (paper eq. 5);
             ``False`` only on the last (the paper's ablation (iv)). Every stage is still
             an output.
@@ -110,6 +128,10 @@ def build_cpm(
         raise ValueError(f"width must be positive, got {width}")
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    if backbone == "mobilenetv2" and (height % (2 * STRIDE) or width_px % (2 * STRIDE)):
+        raise ValueError(f"input_size {(height, width_px)} must be divisible by "
+                         f"{2 * STRIDE} for the mobilenetv2 CPM (its stages pool to stride "
+                         f"{2 * STRIDE})")
     maps = skeleton.num_joints + 1
 
     image = keras.Input((height, width_px, 3), name="image")
@@ -138,12 +160,14 @@ def build_cpm(
 
     beliefs = _belief_output(stage1_features, maps, "stage_1")
     outputs = {"stage_1": beliefs}
-    separable = backbone == "mobilenetv2"
     for t in range(2, stages + 1):
         stacked = keras.layers.Concatenate(name=f"stage_{t}_inputs")(
             [trunk_features, beliefs, *context])
-        features = _block(LATER_STAGE_SPEC, width, f"stage_{t}", separable=separable,
-                          batchnorm=batchnorm)(stacked)
+        if backbone == "mobilenetv2":
+            features = _mobile_stage(stacked, width, f"stage_{t}", batchnorm=batchnorm)
+        else:
+            features = _block(LATER_STAGE_SPEC, width, f"stage_{t}",
+                              batchnorm=batchnorm)(stacked)
         beliefs = _belief_output(features, maps, f"stage_{t}")
         outputs[f"stage_{t}"] = beliefs
 
@@ -208,8 +232,7 @@ def receptive_field(spec: Sequence[Conv | Pool]) -> tuple[int, int]:
     return size, jump
 
 
-def _block(spec, width: float, name: str, *, separable: bool = False,
-           batchnorm: bool = False):
+def _block(spec, width: float, name: str, *, batchnorm: bool = False):
     """The layers of ``spec`` as one callable; convs get ReLU, names ``{name}_convN``."""
     layers = []
     conv_index = pool_index = 0
@@ -221,12 +244,10 @@ def _block(spec, width: float, name: str, *, separable: bool = False,
             continue
         conv_index += 1
         filters = max(8, int(round(layer.filters * width)))
-        conv_type = (keras.layers.SeparableConv2D if separable and layer.kernel > 1
-                     else keras.layers.Conv2D)
-        layers.append(conv_type(filters, layer.kernel, padding="same",
-                                use_bias=not batchnorm,
-                                activation=None if batchnorm else "relu",
-                                name=f"{name}_conv{conv_index}"))
+        layers.append(keras.layers.Conv2D(filters, layer.kernel, padding="same",
+                                          use_bias=not batchnorm,
+                                          activation=None if batchnorm else "relu",
+                                          name=f"{name}_conv{conv_index}"))
         if batchnorm:
             layers.append(keras.layers.BatchNormalization(name=f"{name}_bn{conv_index}"))
             layers.append(keras.layers.ReLU(name=f"{name}_relu{conv_index}"))
@@ -237,6 +258,22 @@ def _block(spec, width: float, name: str, *, separable: bool = False,
         return x
 
     return apply
+
+
+def _mobile_stage(stacked, width: float, name: str, *, batchnorm: bool = False):
+    """A later stage of the mobile variant (module docstring).
+
+    ``(B, h, w, C)`` at stride 8 in, ``(B, h, w, 128 * width)`` out; ``h`` and ``w`` even.
+    Layers: ``{name}_conv1`` (local), ``{name}_context_*`` (stride 16),
+    ``{name}_upsample``, ``{name}_fuse_conv1``.
+    """
+    local = _block(MOBILE_STAGE_LOCAL_SPEC, width, name, batchnorm=batchnorm)(stacked)
+    context = _block(MOBILE_STAGE_CONTEXT_SPEC, width, f"{name}_context",
+                     batchnorm=batchnorm)(local)
+    context = keras.layers.UpSampling2D(2, interpolation="bilinear",
+                                        name=f"{name}_upsample")(context)
+    both = keras.layers.Concatenate(name=f"{name}_paths")([local, context])
+    return _block(MOBILE_STAGE_FUSE_SPEC, width, f"{name}_fuse", batchnorm=batchnorm)(both)
 
 
 def _belief_output(features, maps: int, name: str):
