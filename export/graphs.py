@@ -25,7 +25,6 @@ DeepPose's normalised coordinates.
 from __future__ import annotations
 
 import dataclasses
-import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +33,14 @@ import keras
 from keras import ops
 
 from export.errors import ExportError
-from kpose.models.deeppose import NormalisedToPixels
-from kpose.models.layers import DECODING_METHODS, CenterMap, HeatmapDecoder
+from kpose.decoding import DECODING_METHODS, HeatmapDecoder
+from kpose.models.card import ModelInfo, describe, stage_outputs
+from kpose.models.layers import CenterMap
 from kpose.models.precision import float32_model
-from kpose.skeletons import SKELETONS, Skeleton, get_skeleton
+from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph", "decoder_radius",
-           "CPM_STRIDE"]
+__all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph"]
 
-CPM_STRIDE = 8
 # An Edge TPU graph adds this x (first image channel / 255, pooled) to the CPM center map:
 # far below one int8 step of the map (1/255), but it makes the map an activation rather
 # than a constant, and the Edge TPU cannot concatenate a non-zero constant (Coral's
@@ -58,15 +56,18 @@ class PoseModel:
     """A kpose model to export.
 
     Attributes:
-        network: the Keras model: a CPM (stage outputs) or DeepPose (keypoints output).
-        family: ``"cpm"`` or ``"deeppose"``.
+        network: the Keras model: a belief-map model (stage outputs) or DeepPose
+            (keypoints output).
+        family: its family (``"cpm"``, ``"simplebaseline"``, ``"hourglass"``,
+            ``"deeppose"``).
         skeleton: its joints.
         input_size: ``(H, W)`` of its image input.
         source: the file or run folder it came from (``None`` for an in-memory model).
         run_config: the run's ``config.json`` as a dict, when it came from a run folder.
-        sigma: the belief-map Gaussian sigma it was trained with (map pixels; CPM).
+        sigma: the belief-map Gaussian sigma it was trained with (map pixels).
         visibility: DeepPose stage 1 predicts visibility logits.
         center_map_input: the CPM takes its center map as a second input.
+        info: the model card (:func:`kpose.models.card.describe`).
     """
 
     network: keras.Model
@@ -78,6 +79,12 @@ class PoseModel:
     sigma: float | None = None
     visibility: bool = False
     center_map_input: bool = False
+    info: ModelInfo | None = None
+
+    @property
+    def heatmaps(self) -> bool:
+        """Whether the model outputs belief maps (decoded by its codec's decoder)."""
+        return self.info.codec.kind == "belief_maps"
 
 
 def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseModel:
@@ -86,13 +93,12 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
     Args:
         model: a ``keras.Model``, a ``.keras`` file, or a kpose run folder
             (``config.json`` + ``model.keras`` or ``checkpoints/last.keras``).
-        skeleton: the joints, when neither a run folder nor the joint count says which
-            (the shipped skeletons have 17, 16, 14 and 11 joints).
+        skeleton: optional; must name the skeleton the model carries in its card.
 
     Raises:
-        ExportError: not a Keras model, not a kpose model, or no skeleton to be had.
+        ExportError: not a Keras model, not a kpose model, or another skeleton.
     """
-    from kpose.training import load_run_model
+    from kpose.runs import load_run_model
 
     config = None
     source = None
@@ -120,7 +126,8 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
         config = dataclasses.asdict(run) if run is not None else None
         if not isinstance(network, keras.Model):
             raise ExportError(f"{path} holds a {type(network).__name__}, not a Keras model")
-    family, network = _identify(network, source)
+    info, network = _identify(network, source)
+    family = info.family
     network = float32_model(network)  # a mixed-precision run's 16-bit ops do not convert
     shapes = [tuple(t.shape) for t in network.inputs]
     image_shape = shapes[0]
@@ -131,21 +138,12 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
     if len(shapes) > (2 if family == "cpm" else 1):
         raise ExportError(f"{_label(source, network)}: expected one image input, got "
                           f"{len(shapes)} inputs")
-    joints = _joint_count(network, family)
-    chosen = _skeleton(skeleton, config, joints, _label(source, network))
+    chosen = _skeleton(skeleton, info.skeleton, _label(source, network))
     visibility = family == "deeppose" and isinstance(network.output, dict) \
         and "visibility" in network.output
-    # A CPM run's sigma is its belief-map Gaussian (map px); DeepPose's is a box size.
-    sigma = float(config["sigma"]) if family == "cpm" and config and config.get("sigma") \
-        else None
+    sigma = info.codec.sigma if info.codec.kind == "belief_maps" else None
     return PoseModel(network, family, chosen, (int(image_shape[1]), int(image_shape[2])),
-                     source, config, sigma, visibility, center_input)
-
-
-def decoder_radius(sigma: float | None) -> int:
-    """``local_centroid`` window half-size for belief maps of Gaussian ``sigma`` (map px):
-    2 sigma, at least 2 (kpose trains with sigma 1)."""
-    return max(2, math.ceil(2.0 * (sigma or 1.0) - 1e-9))
+                     source, config, sigma, visibility, center_input, info)
 
 
 def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pixels",
@@ -160,16 +158,15 @@ def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pi
     if decoder not in DECODING_METHODS:
         raise ExportError(f"decoder must be one of {DECODING_METHODS}, got {decoder!r}")
     image = keras.Input((*pose.input_size, 3), name="image")
-    if pose.family == "cpm":
+    if pose.heatmaps:
         maps = _last_stage(pose, image, edgetpu)
-        keypoints = HeatmapDecoder(stride=CPM_STRIDE, method=decoder,
-                                   radius=decoder_radius(pose.sigma), frame=frame,
-                                   sigma=pose.sigma or 1.0, name="keypoints")(maps)
+        keypoints = pose.info.codec.decoder(method=decoder, frame=frame,
+                                            name="keypoints")(maps)
     else:
         outputs = pose.network(image)
         coordinates = outputs["keypoints"] if isinstance(outputs, dict) else outputs
         visibility = outputs.get("visibility") if isinstance(outputs, dict) else None
-        keypoints = NormalisedToPixels(pose.input_size, frame, name="keypoints")(
+        keypoints = pose.info.codec.decoder(pose.input_size, frame=frame)(
             coordinates if visibility is None else [coordinates, visibility])
     return keras.Model(image, keypoints, name=f"{pose.family}_keypoints_export")
 
@@ -178,7 +175,7 @@ def raw_graph(pose: PoseModel, *, edgetpu: bool = False) -> keras.Model:
     """Image in; the last CPM stage's belief maps ``(B, h, w, K + 1)``, or DeepPose's
     normalised coordinates ``(B, K, 2)``, out. Options as in :func:`keypoint_graph`."""
     image = keras.Input((*pose.input_size, 3), name="image")
-    if pose.family == "cpm":
+    if pose.heatmaps:
         maps = _last_stage(pose, image, edgetpu)
         output = keras.layers.Identity(name="belief_maps")(maps)
     else:
@@ -223,18 +220,16 @@ class ExportCenterMap(keras.layers.Layer):
 
 
 def _last_stage(pose: PoseModel, image, edgetpu: bool):
-    """The CPM's last-stage belief maps for ``image``, with the center map export-ready."""
+    """The last-stage belief maps for ``image``, a CPM's center map export-ready."""
     network = _export_network(pose, edgetpu)
     if pose.center_map_input:
-        centre = ExportCenterMap(pose.input_size, CPM_STRIDE, _INPUT_CENTER_SIGMA,
+        centre = ExportCenterMap(pose.input_size, pose.info.codec.stride, _INPUT_CENTER_SIGMA,
                                  pooled=False, leak=_CENTER_MAP_LEAK if edgetpu else 0.0,
                                  name="center_map_export")(image)
         outputs = network([image, centre])
     else:
         outputs = network(image)
-    names = sorted((n for n in outputs if n.startswith("stage_")),
-                   key=lambda n: int(n.split("_")[1]))
-    return outputs[names[-1]]
+    return outputs[stage_outputs(network)[-1]]
 
 
 def _export_network(pose: PoseModel, edgetpu: bool) -> keras.Model:
@@ -253,55 +248,34 @@ def _export_network(pose: PoseModel, edgetpu: bool) -> keras.Model:
     return keras.models.clone_model(network, clone_function=replace)
 
 
-def _identify(network: keras.Model, source) -> tuple[str, keras.Model]:
-    """``("cpm", model with stage outputs)`` or ``("deeppose", model)``, else an error."""
-    label = _label(source, network)
-    names = list(getattr(network, "output_names", []) or [])
-    if any(n.startswith("stage_") for n in names) and isinstance(network.output, dict):
-        return "cpm", network
-    # A CPM inference model (build_cpm_inference): export its inner CPM again.
-    if any(isinstance(layer, HeatmapDecoder) for layer in network.layers):
-        for layer in network.layers:
-            if isinstance(layer, keras.Model) and any(
-                    n.startswith("stage_") for n in (layer.output_names or [])):
-                return "cpm", layer
-    output = network.output
-    if isinstance(output, dict):
-        output = output.get("keypoints")
-    if output is not None and not isinstance(output, (list, tuple)) \
-            and len(output.shape) == 3 and output.shape[-1] == 2:
-        return "deeppose", network
-    raise ExportError(f"{label} is not a kpose model: expected a CPM (outputs stage_1 ... "
-                      f"stage_T) or DeepPose (output keypoints (B, K, 2)), got outputs "
-                      f"{names or [tuple(t.shape) for t in network.outputs]}")
+def _identify(network: keras.Model, source) -> tuple[ModelInfo, keras.Model]:
+    """The model's card and the network to export: the model itself, or the belief-map
+    model inside a keypoint wrapper (``build_heatmap_inference``)."""
+    try:
+        info = describe(network)
+    except ValueError as error:
+        raise ExportError(f"{_label(source, network)}: {error}") from None
+    if info.codec.kind == "belief_maps" and not stage_outputs(network):
+        inner = [layer for layer in network.layers
+                 if isinstance(layer, keras.Model) and stage_outputs(layer)]
+        if inner and any(isinstance(layer, HeatmapDecoder) for layer in network.layers):
+            return info, inner[0]
+        raise ExportError(f"{_label(source, network)} is a {info.family} model without "
+                          "stage_N belief-map outputs")
+    return info, network
 
 
-def _joint_count(network: keras.Model, family: str) -> int:
-    if family == "cpm":
-        return int(network.outputs[0].shape[-1]) - 1
-    output = network.output
-    output = output["keypoints"] if isinstance(output, dict) else output
-    return int(output.shape[1])
-
-
-def _skeleton(skeleton, config, joints: int, label: str) -> Skeleton:
-    if skeleton is not None:
-        try:
-            chosen = get_skeleton(skeleton)
-        except (KeyError, ValueError) as error:
-            raise ExportError(str(error).strip("'\"")) from None
-    elif config and config.get("skeleton"):
-        chosen = get_skeleton(config["skeleton"])
-    else:
-        matches = [s for s in SKELETONS.values() if s.num_joints == joints]
-        if len(matches) != 1:
-            raise ExportError(f"{label}: cannot tell the skeleton of a {joints}-joint model; "
-                              f"pass --skeleton (shipped: {sorted(SKELETONS)})")
-        chosen = matches[0]
-    if chosen.num_joints != joints:
-        raise ExportError(f"{label} predicts {joints} joints but skeleton {chosen.name!r} has "
-                          f"{chosen.num_joints}")
-    return chosen
+def _skeleton(requested, carried: Skeleton, label: str) -> Skeleton:
+    if requested is None:
+        return carried
+    try:
+        chosen = get_skeleton(requested)
+    except (KeyError, ValueError) as error:
+        raise ExportError(str(error).strip("'\"")) from None
+    if chosen.joint_names != carried.joint_names:
+        raise ExportError(f"{label} predicts skeleton {carried.name!r} "
+                          f"({carried.num_joints} joints), not {chosen.name!r}")
+    return carried
 
 
 def _label(source, network) -> str:

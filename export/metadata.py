@@ -23,24 +23,28 @@ __all__ = ["model_document", "file_entry", "dumps", "embed_metadata", "read_tfli
 
 OUTPUT_LAYOUTS = {
     "keypoints": "(1, K, 3): x, y, score per joint in skeleton order",
-    "belief_maps": "(1, h, w, K + 1): the last stage's belief maps at stride 8, joints in "
-                   "skeleton order then the background",
+    "belief_maps": "(1, h, w, C): the last stage's belief maps at the model's stride "
+                   "(model.json 'codec'), joints in skeleton order, then the background "
+                   "map when the codec has one",
     "normalised_coordinates": "(1, K, 2): x, y normalised to the input, "
                               "(u - (W - 1) / 2) / W",
 }
 SCORES = {
-    "cpm": "the joint's belief-map maximum (about 1 for a confident joint, 0 for none)",
+    "heatmap_peak": "the joint's belief-map maximum (about 1 for a confident joint, 0 for "
+                    "none)",
     "deeppose": "1 (DeepPose regresses every joint; it has no confidence)",
     "deeppose_visibility": "the predicted probability that the joint is labelled",
 }
 
 
 def model_document(*, model: str, skeleton, input_size, outputs: str, decoder: str | None,
-                   score: str | None, source: dict, files: dict) -> dict:
+                   score: str | None, source: dict, files: dict,
+                   card: dict | None = None) -> dict:
     """The ``model.json`` document.
 
     Args:
-        model: ``"cpm"`` or ``"deeppose"``.
+        model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` or
+            ``"deeppose"``.
         skeleton: the :class:`~kpose.skeletons.Skeleton`.
         input_size: ``(H, W)``.
         outputs: ``"keypoints"``, ``"belief_maps"`` or ``"normalised_coordinates"``.
@@ -48,6 +52,8 @@ def model_document(*, model: str, skeleton, input_size, outputs: str, decoder: s
         score: key of :data:`SCORES` for keypoint exports.
         source: where the model came from (``path``, ``run_config``).
         files: file name -> :func:`file_entry`.
+        card: the model card (:meth:`kpose.models.card.ModelInfo.get_config`): codec,
+            crop margin and the builder's options.
     """
     height, width = (int(v) for v in input_size)
     return {
@@ -61,6 +67,9 @@ def model_document(*, model: str, skeleton, input_size, outputs: str, decoder: s
                   "note": "the whole person crop, as kpose's pipeline makes it; float32 "
                           "pixels, or uint8/int8 through the file's input scale and zero "
                           "point"},
+        "codec": card["codec"] if card else None,
+        "margin": card["margin"] if card else None,
+        "options": card["options"] if card else None,
         "outputs": outputs,
         "output": {
             "layout": OUTPUT_LAYOUTS[outputs],

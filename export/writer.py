@@ -119,7 +119,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
                                 samples=calibration_samples, verify=verify_samples,
                                 for_int8=int8)
     outputs = "keypoints" if not raw_outputs else (
-        "belief_maps" if pose.family == "cpm" else "normalised_coordinates")
+        "belief_maps" if pose.heatmaps else "normalised_coordinates")
 
     def graph(frame, for_edgetpu=False):
         if raw_outputs:
@@ -131,7 +131,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
     try:
         result = _write(pose, images, staging, graph=graph, tflite=tflite, onnx=onnx,
                         quantize=quantize, edgetpu=edgetpu, io_type=io_type, opset=opset,
-                        outputs=outputs, decoder=chosen if pose.family == "cpm" and
+                        outputs=outputs, decoder=chosen if pose.heatmaps and
                         not raw_outputs else None, latency_runs=latency_runs)
         _move_into_place(staging, out)
     finally:
@@ -191,11 +191,11 @@ def _write(pose, images, folder: Path, *, graph, tflite, onnx, quantize, edgetpu
 
     score = None
     if keypoints:
-        score = "cpm" if pose.family == "cpm" else (
+        score = "heatmap_peak" if pose.heatmaps else (
             "deeppose_visibility" if pose.visibility else "deeppose")
     document = model_document(
         model=pose.family, skeleton=pose.skeleton, input_size=pose.input_size,
-        outputs=outputs, decoder=decoder, score=score,
+        outputs=outputs, decoder=decoder, score=score, card=pose.info.get_config(),
         source={"path": pose.source, "run_config": pose.run_config,
                 "calibration_data": images.spec if int8 else None,
                 "calibration_images": int(len(images.calibration)) if int8 else 0},

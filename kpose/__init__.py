@@ -12,7 +12,7 @@ from kpose import skeletons  # noqa: E402
 from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton  # noqa: E402
 
 _LAZY = {"train": "kpose.training", "evaluate": "kpose.evaluation",
-         "predict": "kpose.prediction", "load_model": "kpose.training"}
+         "predict": "kpose.prediction", "load_model": "kpose.runs"}
 
 __all__ = ["__version__", "skeletons", "Skeleton", "COCO_17", "MPII_16", "LSP_14", "FLIC",
            *_LAZY]

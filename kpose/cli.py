@@ -63,21 +63,28 @@ def _build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(run=_run_quickstart)
 
     fit = commands.add_parser("train", help="train a model into a run folder")
-    fit.add_argument("--model", choices=["cpm", "deeppose"], default="cpm")
+    fit.add_argument("--model", choices=["cpm", "simplebaseline", "hourglass", "deeppose"],
+                     default="cpm", help="the model family (default cpm)")
     fit.add_argument("--data", required=True, help=f"training data: {DATA_SPEC_HELP}")
     fit.add_argument("--val-data", help="held-out data for the validation PCK, same forms")
     fit.add_argument("--out", required=True, type=Path, help="run folder")
-    fit.add_argument("--backbone", choices=["cpm", "mobilenetv2", "alexnet", "resnet50"],
-                     default="cpm", help="cpm: the paper's own trunk (AlexNet for DeepPose)")
+    fit.add_argument("--backbone", choices=["cpm", "mobilenetv2", "alexnet", "resnet50",
+                                            "resnet"],
+                     help="default: the family's own (CPM: the paper's trunk; "
+                     "simplebaseline: resnet; DeepPose: alexnet)")
     fit.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     fit.add_argument("--epochs", type=int, default=10)
     fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     fit.add_argument("--batch-size", type=int, default=16, help="global batch")
-    fit.add_argument("--input-size", type=int, help="default: CPM 368, DeepPose 220")
-    fit.add_argument("--stages", type=int, help="default: CPM 6, DeepPose 3")
-    fit.add_argument("--sigma", type=float, default=1.0,
-                     help="CPM: belief-map sigma in map px; DeepPose: refinement box side "
-                     "in torso diameters (paper: 2 for LSP, 1 for FLIC)")
+    fit.add_argument("--input-size", type=int,
+                     help="default: CPM 368, DeepPose 220, simplebaseline and hourglass 256")
+    fit.add_argument("--stages", type=int,
+                     help="CPM stages, hourglass stacks or DeepPose stages (default: CPM 6, "
+                     "hourglass 2, DeepPose 3)")
+    fit.add_argument("--sigma", type=float,
+                     help="belief-map sigma in map px (default: CPM 1, simplebaseline and "
+                     "hourglass 2); DeepPose: refinement box side in torso diameters "
+                     "(default 1; paper: 2 for LSP, 1 for FLIC)")
     fit.add_argument("--lr", type=float, default=1e-3,
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
     fit.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
@@ -89,6 +96,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                      default="auto", help="multiworker: run on every machine with its own "
                      "TF_CONFIG (see kpose.multiworker)")
+    fit.add_argument("--paper", action="store_true",
+                     help="the paper's model as published (no BatchNorm in the CPM, plain "
+                     "squared-error loss) instead of kpose's training recipe")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)
@@ -154,7 +164,8 @@ def _run_train(args: argparse.Namespace) -> int:
           input_size=args.input_size, stages=args.stages, width=args.width,
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
           sigma=args.sigma, seed=args.seed,
-          strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume)
+          strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
+          paper=args.paper)
     print(f"wrote {args.out / 'model.keras'}")
     return 0
 
@@ -187,23 +198,20 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
     from kpose.prediction import inference_model, load_image, predict
-    from kpose.training import load_run_model
+    from kpose.runs import load_run_model
 
     if args.box is not None and len(args.box) != len(args.images):
         raise ValueError(f"give one --box per image: {len(args.images)} images, "
                          f"{len(args.box)} boxes")
-    from kpose.skeletons import COCO_17, get_skeleton
-
     if args.model.endswith((".tflite", ".onnx")):
         model = inference_model(args.model)  # the exported file, with its model.json
         skeleton = model.skeleton
     else:
-        model, config = load_run_model(args.model)
-        skeleton = get_skeleton(config.skeleton) if config else COCO_17
+        from kpose.models.card import describe
+
+        model, _ = load_run_model(args.model)
+        skeleton = describe(model).skeleton  # the model says what it predicts
     keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box)
-    if keypoints.shape[1] != skeleton.num_joints:
-        raise ValueError(f"the model predicts {keypoints.shape[1]} joints; use a run folder "
-                         "so kpose knows its skeleton")
     output = [{"image": str(path), "keypoints": [
         {"joint": name, "x": float(x), "y": float(y), "score": float(score)}
         for name, (x, y, score) in zip(skeleton.joint_names, found)]}

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
+from kpose.data.specs import LoadedData, load_data_spec
 from kpose.data.transforms import keypoints_to_image
 from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pckh, pcp,
                            pdj)
-from kpose.models.layers import HeatmapDecoder
-from kpose.models.test_time import flip_belief_maps
+from kpose.models.belief_merging import belief_maps_with_flip
+from kpose.models.card import describe, stage_outputs
+from kpose.prediction import EXPORTED, inference_model, input_size_of, load_image
+from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
@@ -47,11 +51,6 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         head segment) and, for COCO-style data with areas, the ten COCO AP numbers.
         With ``plots``, also ``"plots"``: the paths of the files written.
     """
-    from kpose.data.specs import LoadedData, load_data_spec
-    from kpose.training import load_run_model
-
-    from kpose.prediction import EXPORTED, inference_model, input_size_of
-
     if plot_samples < 0:
         raise ValueError(f"plot_samples must be >= 0, got {plot_samples}")
     loaded = data if isinstance(data, LoadedData) else load_data_spec(data)
@@ -62,17 +61,22 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         model, _ = load_run_model(model_or_path)
     records, skeleton = loaded.records, loaded.skeleton
     input_size = input_size_of(model)
-    if hasattr(model, "outputs") and any(len(o.shape) == 4 for o in model.outputs):  # CPM
+    if isinstance(model, keras.Model) and stage_outputs(model) \
+            and describe(model).codec.kind == "belief_maps":
         stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
                                          batch_size=batch_size, flip=flip)
-        last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
-    else:  # a coordinate regressor (DeepPose) or a keypoint model
+        last = stages[stage_outputs(model)[-1]]
+    else:  # a coordinate regressor (DeepPose), a keypoint model or an exported file
         if flip:
-            raise ValueError("flip averages belief maps; it applies to Keras CPM models only")
+            raise ValueError("flip averages belief maps; it applies to Keras belief-map "
+                             "models (CPM, SimpleBaselines, hourglass) only")
         keypoint_model = inference_model(model)
+        _check_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
+                        else describe(keypoint_model).skeleton, skeleton)
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
-            decode=lambda outputs: {"keypoints": np.asarray(outputs)})
+            decode=lambda outputs: {"keypoints": np.asarray(outputs)},
+            margin=getattr(keypoint_model, "margin", 1.25))
         last = stages["keypoints"]
     truth = np.stack([r.keypoints for r in records])
     final = {}
@@ -159,7 +163,6 @@ def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, 
     both zoomed to the person box enlarged by a quarter."""
     from matplotlib.figure import Figure
 
-    from kpose.prediction import load_image
     from kpose.viz import draw_pose, relative_scores
 
     image = load_image(record.image_path)
@@ -210,39 +213,50 @@ def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
 
 
 def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
-                            input_size: int | tuple[int, int], batch_size: int = 32,
-                            stride: int = 8, method: str = "taylor",
-                            flip: bool = False) -> dict[str, np.ndarray]:
-    """Keypoints of every stage of a CPM for each record, in image pixels.
+                            input_size: int | tuple[int, int] | None = None,
+                            batch_size: int = 32, method: str = "taylor",
+                            flip: bool = False, codec=None, margin: float | None = None
+                            ) -> dict[str, np.ndarray]:
+    """Keypoints of every stage of a belief-map model (CPM, SimpleBaselines, hourglass)
+    for each record, in image pixels.
 
-    Each record is cropped around its box as in training (no augmentation), every
-    ``stage_N`` output is decoded with :class:`HeatmapDecoder` (after averaging with the
-    mirrored crop's maps when ``flip``), and the keypoints are mapped back through the
-    crop's matrix.
+    Each record is cropped around its box as in training (the margin of the model's card,
+    no augmentation), every ``stage_N`` output is decoded with the codec's decoder (after
+    averaging with the mirrored crop's maps when ``flip``), and the keypoints are mapped
+    back through the crop's matrix.
+
+    Args:
+        model: a kpose belief-map model, or any callable from images to a dict of
+            ``stage_N`` maps (then give ``input_size`` and ``codec``).
+        codec, margin, input_size: override the model card's (required for a model
+            without one; ``margin`` then defaults to 1.25).
 
     Returns:
         ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
         for ``records[n]``.
     """
-    decoder = HeatmapDecoder(stride=stride, method=method)
     skeleton = get_skeleton(skeleton)
+    if codec is None or input_size is None:
+        info = describe(model)
+        _check_skeleton(info.skeleton, skeleton)
+        codec = codec or info.codec
+        input_size = input_size or info.input_size
+        margin = info.margin if margin is None else margin
+    decoder = codec.decoder(method=method)
 
     def stage_maps(images, training=False):
-        outputs = model(images, training=False)
-        if not isinstance(outputs, dict):
-            outputs = {"stage_1": outputs}
         if flip:
-            mirrored = model(images[:, :, ::-1], training=False)
-            mirrored = mirrored if isinstance(mirrored, dict) else {"stage_1": mirrored}
-            outputs = {name: 0.5 * (maps + flip_belief_maps(mirrored[name], skeleton))
-                       for name, maps in outputs.items()}
-        return outputs
+            return belief_maps_with_flip(model, images, skeleton)
+        outputs = model(images, training=False)
+        return outputs if isinstance(outputs, dict) else {"stage_1": outputs}
 
     def decode(outputs):
         return {name: decoder(maps).numpy() for name, maps in outputs.items()}
 
-    return predict_record_keypoints(stage_maps, records, skeleton, input_size=input_size,
-                                    decode=decode, batch_size=batch_size)
+    return predict_record_keypoints(stage_maps, records, skeleton,
+                                    input_size=input_size, decode=decode,
+                                    batch_size=batch_size,
+                                    margin=1.25 if margin is None else margin)
 
 
 def predict_record_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str,
@@ -297,6 +311,13 @@ def stage_pck_report(predictions: dict[str, np.ndarray], records: Sequence[PoseR
             row[f"PCK@{alpha:g} per joint"] = result.per_part
         report[name] = row
     return report
+
+
+def _check_skeleton(model_skeleton: Skeleton, data_skeleton: Skeleton) -> None:
+    if model_skeleton.joint_names != data_skeleton.joint_names:
+        raise ValueError(f"the model predicts skeleton {model_skeleton.name!r} "
+                         f"({model_skeleton.num_joints} joints) but the data follow "
+                         f"{data_skeleton.name!r} ({data_skeleton.num_joints} joints)")
 
 
 def _pckh(predictions, truth, records, skeleton):

@@ -16,24 +16,44 @@ class BeliefMapLoss(keras.losses.Loss):
     averaged over the batch (Caffe's Euclidean loss, which the paper's models were trained
     with). Give one to every ``stage_t`` output and Keras sums them: eq. 5.
 
-    ``y_true`` and ``y_pred`` are ``(B, h, w, K + 1)``; the loss is computed in float32
-    whatever the model's compute dtype (mixed precision).
+    ``y_true`` and ``y_pred`` are ``(B, h, w, C)`` (``C = K + 1`` with the background map);
+    the loss is computed in float32 whatever the model's compute dtype (mixed precision).
+    ``foreground_weight`` > 0 multiplies each joint-map pixel's squared error by
+    ``1 + foreground_weight * target``, so the few pixels near a joint are not outweighed
+    by the empty rest of the map (small from-scratch heatmap models otherwise settle on
+    all-zero maps); ``background`` says whether the last channel is the background map,
+    which keeps weight 1.
     """
 
-    def __init__(self, name: str = "belief_map_l2", **kwargs):
+    def __init__(self, name: str = "belief_map_l2", foreground_weight: float = 0.0,
+                 background: bool = True, **kwargs):
         super().__init__(name=name, **kwargs)
+        if not foreground_weight >= 0:
+            raise ValueError(f"foreground_weight must be >= 0, got {foreground_weight!r}")
+        self.foreground_weight = float(foreground_weight)
+        self.background = bool(background)
 
     def call(self, y_true, y_pred):
         if len(y_true.shape) != 4:
-            raise ValueError(f"belief-map target must be (B, h, w, K + 1), got {y_true.shape}")
+            raise ValueError(f"belief-map target must be (B, h, w, C), got {y_true.shape}")
         true_channels, pred_channels = y_true.shape[-1], y_pred.shape[-1]
         if None not in (true_channels, pred_channels) and true_channels != pred_channels:
             raise ValueError(
                 f"belief-map target has {true_channels} maps but the model predicts "
-                f"{pred_channels} (K joints + 1 background); build the targets with the "
-                "model's skeleton")
-        difference = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
-        return 0.5 * ops.sum(ops.square(difference), axis=(1, 2, 3))
+                f"{pred_channels}; build the targets with the model's skeleton and codec")
+        y_true = ops.cast(y_true, "float32")
+        squared = ops.square(ops.cast(y_pred, "float32") - y_true)
+        if self.foreground_weight:
+            joints = y_true[..., :-1] if self.background else y_true
+            weight = 1.0 + self.foreground_weight * joints
+            if self.background:
+                weight = ops.concatenate([weight, ops.ones_like(y_true[..., -1:])], axis=-1)
+            squared = squared * weight
+        return 0.5 * ops.sum(squared, axis=(1, 2, 3))
+
+    def get_config(self):
+        return {**super().get_config(), "foreground_weight": self.foreground_weight,
+                "background": self.background}
 
 
 @keras.saving.register_keras_serializable(package="kpose")

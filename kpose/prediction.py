@@ -10,8 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from kpose.data.transforms import crop_matrix, keypoints_to_image, warp_image
-from kpose.models.cpm import build_cpm_inference
+from kpose.models.card import describe
 from kpose.models.deeppose import build_deeppose_inference
+from kpose.models.heatmaps import build_heatmap_inference
+from kpose.runs import load_run_model
 
 __all__ = ["predict", "inference_model", "input_size_of", "load_image", "EXPORTED"]
 
@@ -20,7 +22,7 @@ EXPORTED = (".tflite", ".onnx")
 
 
 def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
-            margin: float = 1.25, batch_size: int = 16) -> np.ndarray:
+            margin: float | None = None, batch_size: int = 16) -> np.ndarray:
     """Keypoints of one person per image, in that image's pixels.
 
     Args:
@@ -30,13 +32,16 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
         images: image paths or ``(H, W, 3)`` RGB arrays in 0..255.
         boxes: one person box ``(x, y, w, h)`` per image in image pixels; ``None`` uses
             each whole image.
-        margin: box enlargement before the crop, as in training.
+        margin: box enlargement before the crop; ``None``: the model's own (its card's;
+            1.25 for an exported file).
         batch_size: crops per model call.
 
     Returns:
         ``(N, K, 3)`` float32 ``(x, y, score)`` in image pixels.
     """
     model = inference_model(model_or_path)
+    if margin is None:
+        margin = getattr(model, "margin", 1.25)
     height, width = input_size_of(model)
     arrays = [load_image(image) for image in images]
     if boxes is None:
@@ -67,19 +72,17 @@ def inference_model(model_or_path):
     if not isinstance(model_or_path, keras.Model) and hasattr(model_or_path, "input_size"):
         return model_or_path  # already an exported model
     if not isinstance(model_or_path, keras.Model):
-        from kpose.training import load_run_model
-
         model_or_path, _ = load_run_model(model_or_path)
+    info = describe(model_or_path)
     outputs = model_or_path.outputs
-    if any(name.startswith("stage_") for name in model_or_path.output_names) and \
-            len(outputs[0].shape) == 4:
-        return build_cpm_inference(model_or_path)
     if len(outputs) == 1 and tuple(outputs[0].shape[2:]) == (3,):
-        return model_or_path
-    if any(len(o.shape) == 3 and o.shape[-1] == 2 for o in outputs):
-        return build_deeppose_inference(model_or_path)
-    raise ValueError(f"model {model_or_path.name!r} outputs neither CPM belief maps, DeepPose "
-                     "joints nor keypoints (B, K, 3)")
+        keypoints = model_or_path  # already decodes in the graph
+    elif info.codec.kind == "belief_maps":
+        keypoints = build_heatmap_inference(model_or_path)
+    else:
+        keypoints = build_deeppose_inference(model_or_path)
+    keypoints.margin = info.margin
+    return keypoints
 
 
 def input_size_of(model) -> tuple[int, int]:

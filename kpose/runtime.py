@@ -50,6 +50,8 @@ class ExportedModel:
         skeleton: the joints the model predicts.
         input_size: ``(height, width)`` of its input in pixels.
         threads: CPU threads the runtime may use (``None``: the runtime's default).
+        margin: the person box's enlargement for the crop it was trained with
+            (``model.json``; 1.25 for exports that predate it).
     """
 
     path: Path
@@ -58,6 +60,7 @@ class ExportedModel:
     skeleton: Skeleton
     input_size: tuple[int, int]
     threads: int | None = None
+    margin: float = 1.25
     _runner: object = field(default=None, repr=False)
 
     def __call__(self, images, training: bool = False) -> np.ndarray:
@@ -127,7 +130,7 @@ def load_exported(path: str | os.PathLike, *, threads: int | None = None) -> Exp
         raise ValueError(f"{path}: unknown output frame {entry['output'].get('frame')!r}")
     height, width = (int(v) for v in metadata["input"]["shape"][1:3])
     return ExportedModel(path, kind, metadata, _skeleton(metadata["skeleton"], path),
-                         (height, width), threads)
+                         (height, width), threads, float(metadata.get("margin") or 1.25))
 
 
 def read_model_json(path: str | os.PathLike) -> dict:

@@ -79,6 +79,22 @@ class Skeleton:
                 f"joints are {list(self.joint_names)}"
             ) from None
 
+    def to_config(self) -> dict:
+        """The whole definition as plain JSON values (saved inside every kpose model)."""
+        return {"name": self.name, "joint_names": list(self.joint_names),
+                "flip_pairs": [list(p) for p in self.flip_pairs],
+                "limbs": [list(limb) for limb in self.limbs], "torso": list(self.torso),
+                "head": list(self.head), "oks_sigmas": list(self.oks_sigmas),
+                "bones": [list(b) for b in self.bones]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Skeleton:
+        """The skeleton :meth:`to_config` wrote (validated again)."""
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise ValueError(f"not a skeleton definition: {error}") from None
+
     def side(self, joint: int) -> str:
         """``"left"``, ``"right"`` or ``"centre"``: the first joint of a flip pair is left."""
         for left, right in self.flip_pairs:

@@ -20,12 +20,10 @@ at any moment leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -39,73 +37,39 @@ from kpose.evaluation import predict_record_keypoints, predict_stage_keypoints
 from kpose.files import atomic_path
 from kpose.metrics import pck
 from kpose.multiworker import fit_multiworker, is_chief
-from kpose.models.cpm import build_cpm
+from kpose.models.card import describe, stage_outputs
+from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
+from kpose.runs import RunConfig, load_model, load_run_model
 
 __all__ = ["RunConfig", "train", "load_model", "load_run_model", "ValidationPCK", "RunCheckpoint"]
 
-MODELS = ("cpm", "deeppose")
+MODELS = ("cpm", "simplebaseline", "hourglass", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
-# The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px.
-_DEFAULTS = {"cpm": {"stages": 6, "input_size": 368}, "deeppose": {"stages": 3, "input_size": 220}}
-
-
-@dataclass
-class RunConfig:
-    """Everything needed to rebuild a run's model and data pipeline (``config.json``).
-
-    ``learning_rate`` is quoted for a global batch of 16 and scaled linearly with the
-    actual global batch (:func:`kpose.distribute.scaled_learning_rate`).
-    """
-
-    model: str = "cpm"
-    data: str = "synthetic:1000"
-    val_data: str | None = None
-    skeleton: str = "coco_17"
-    epochs: int = 10
-    batch_size: int = 16
-    steps_per_epoch: int | None = None
-    input_size: int = 368
-    stages: int = 6
-    width: float = 1.0
-    backbone: str = "cpm"
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    sigma: float = 1.0
-    seed: int = 0
-    strategy: str = "auto"
-    mixed_precision: bool | str = False
-    val_every: int = 1
-    model_options: dict = field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        with atomic_path(path) as temporary:
-            temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> RunConfig:
-        try:
-            values = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read run config {path}: {error}") from None
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown fields {sorted(unknown)}; is it a kpose run?")
-        return cls(**values)
+# The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px; SimpleBaselines
+# and the hourglass at 256 px (the hourglass with 2 stacks, the CPU-friendly end of 2-8).
+_DEFAULTS = {"cpm": {"stages": 6, "input_size": 368}, "deeppose": {"stages": 3, "input_size": 220},
+             "simplebaseline": {"stages": 1, "input_size": 256},
+             "hourglass": {"stages": 2, "input_size": 256}}
+# DeepPose's sigma is its refinement box side in torso diameters.
+_DEEPPOSE_SIGMA = 1.0
 
 
 def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
           val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
           input_size: int | None = None, stages: int | None = None, width: float = 1.0,
-          backbone: str = "cpm", learning_rate: float = 1e-3, lr_schedule: str = "constant",
-          sigma: float = 1.0, seed: int = 0, strategy: str = "auto",
+          backbone: str | None = None, learning_rate: float = 1e-3,
+          lr_schedule: str = "constant", sigma: float | None = None, seed: int = 0,
+          strategy: str = "auto",
           mixed_precision: bool | str = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
-          **model_options) -> tuple[keras.Model, dict]:
+          paper: bool = False, **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
     Args:
-        model: ``"cpm"`` or ``"deeppose"``. A DeepPose run trains stage 1 and then one
+        model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` (belief-map
+            models, :func:`kpose.models.families.build_heatmap_model`) or
+            ``"deeppose"``. A DeepPose run trains stage 1 and then one
             refiner per further stage (:func:`kpose.models.train_deeppose_cascade`) for
             ``epochs * steps_per_epoch`` steps each, and saves the one-graph cascade as
             ``model.keras`` and every stage in ``stages/``; it runs on one device and does
@@ -120,10 +84,13 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             over the strategy's replicas; ``steps_per_epoch`` defaults to one pass
             (``len(records) // batch_size``).
         input_size, stages, width, backbone: the model (defaults: CPM 368 px and 6
-            stages, DeepPose 220 px and 3 stages; ``backbone="cpm"`` means AlexNet for
+            stages, DeepPose 220 px and 3 stages, SimpleBaselines and the hourglass 256 px,
+            the hourglass with 2 stacks; ``backbone=None``: the family's own, AlexNet for
             DeepPose).
-        sigma: CPM: belief-map Gaussian sigma in map pixels. DeepPose: refinement box side
-            in torso diameters (the paper: 2 for LSP, 1 for FLIC).
+        sigma: belief-map models: the Gaussian sigma in map pixels (``None``: the
+            family's default, CPM 1, SimpleBaselines and hourglass 2). DeepPose: the
+            refinement box side in torso diameters (the paper: 2 for LSP, 1 for FLIC;
+            ``None``: 1).
         learning_rate: Adam's rate for a global batch of 16, scaled linearly.
         lr_schedule: ``"constant"``, or ``"cosine"``: the rate decays along a half cosine
             from ``learning_rate`` to 0 over all ``epochs * steps_per_epoch`` steps (per
@@ -139,7 +106,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             ``LossScaleOptimizer``). The global Keras policy is restored on return.
         resume: continue from ``checkpoints/last.keras`` with its optimiser state, epoch
             counter and place in the data stream; the result matches an uninterrupted run.
-        **model_options: passed on to :func:`kpose.models.build_cpm`.
+        paper: build the paper's model (the builder's defaults) instead of the training
+            recipe (:data:`kpose.models.families.RECIPES`: BatchNorm, foreground-weighted
+            loss, and for the CPM shared features and residual stages).
+        **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
+            :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
     Returns:
         ``(model, history)``: the trained model and ``{metric: [value per epoch]}``.
@@ -171,7 +142,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                        steps_per_epoch=steps_per_epoch, input_size=input_size, stages=stages,
                        width=width, backbone=backbone, learning_rate=learning_rate,
                        lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
-                       mixed_precision=mixed_precision, val_every=val_every,
+                       mixed_precision=mixed_precision, val_every=val_every, paper=paper,
                        model_options=model_options)
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
@@ -227,13 +198,15 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     rate = scaled_learning_rate(learning_rate, batch_size)
     if steps_per_epoch is None:
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
-    if lr_schedule == "cosine" and model == "cpm":
+    if lr_schedule == "cosine" and model in HEATMAP_BUILDERS:
         rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
     if model == "deeppose":
         return _train_deeppose(train_data, val, out_dir, stages=stages, input_size=input_size,
-                               width=width, backbone="alexnet" if backbone == "cpm" else backbone,
+                               width=width,
+                               backbone="alexnet" if backbone in (None, "cpm") else backbone,
                                steps=epochs * steps_per_epoch, batch_size=batch_size,
-                               learning_rate=rate, lr_schedule=lr_schedule, sigma=sigma,
+                               learning_rate=rate, lr_schedule=lr_schedule,
+                               sigma=_DEEPPOSE_SIGMA if sigma is None else sigma,
                                seed=seed,
                                verbose=0 if verbose == 0 else 2, **model_options)
     with distribution.scope():
@@ -242,18 +215,21 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
             if lr_schedule == "cosine":  # the curve of this call's epochs, from its step
                 network.optimizer.learning_rate = rate
         else:
-            network = build_cpm(train_data.skeleton, stages=stages, input_size=input_size,
-                                width=width, backbone=backbone, learning_rate=rate,
-                                **model_options)
+            sized = {} if sigma is None else {"sigma": sigma}
+            network = build_heatmap_model(model, train_data.skeleton, stages=stages,
+                                          backbone=backbone, input_size=input_size,
+                                          width=width, learning_rate=rate, **sized,
+                                          paper=config.paper, **model_options)
+    info = describe(network)
     # The data are an endless stream whose sample i depends on (seed, i) only: the same
     # under every strategy, and a resumed run picks it up at the exact sample.
     start = initial_epoch * steps_per_epoch * batch_size
 
     def stream(batch: int, shard: tuple[int, int] = (0, 1)):
         return make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
-                            target="belief_maps", num_stages=stages, training=True,
-                            batch_size=batch, seed=seed, sigma=sigma, repeat=True,
-                            start=start, shard=shard)
+                            target="belief_maps", num_stages=len(stage_outputs(network)),
+                            training=True, batch_size=batch, seed=seed, codec=info.codec,
+                            margin=info.margin, repeat=True, start=start, shard=shard)
 
     callbacks = []
     if val is not None:
@@ -333,39 +309,11 @@ def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Pat
     return result.cascade, history
 
 
-def load_model(model_or_run: str | Path) -> keras.Model:
-    """A saved kpose model: a ``.keras`` file, or a run folder's ``model.keras`` (else its
-    last checkpoint). ``kpose.load_model`` imports kpose's layers first; plain
-    ``keras.saving.load_model`` needs ``import kpose.models`` before it for the same
-    reason.
-
-    Raises:
-        FileNotFoundError: no such file, or a run folder without a model.
-        ValueError: a file that is not ``.keras``.
-    """
-    return load_run_model(model_or_run)[0]
-
-
-def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:
-    """Load ``model.keras`` (or the last checkpoint) of a run folder, or a ``.keras`` file."""
-    path = Path(model_or_run)
-    if path.is_dir():
-        config = RunConfig.load(path / "config.json") if (path / "config.json").is_file() \
-            else None
-        for candidate in (path / "model.keras", path / "checkpoints" / "last.keras"):
-            if candidate.is_file():
-                return keras.saving.load_model(candidate), config
-        raise FileNotFoundError(f"{path} holds neither model.keras nor checkpoints/last.keras")
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a .keras model file or a kpose run folder")
-    return keras.saving.load_model(path), None
-
-
 class ValidationPCK(keras.callbacks.Callback):
-    """Adds ``val_pck@0.2`` (torso-normalised, last stage, decoded in the graph's way) to
-    the epoch logs every ``every`` epochs; NaN in the other epochs."""
+    """Adds the validation PCK (torso-normalised, decoded in the graph's way) to the epoch
+    logs every ``every`` epochs, NaN in the other epochs: ``val_pck@0.2`` of the last stage,
+    and ``val_stage_N_pck@0.1`` / ``val_stage_N_pck@0.2`` of every stage, so
+    ``metrics.csv`` and TensorBoard hold each stage's learning curve."""
 
     def __init__(self, data: LoadedData, *, input_size: int, every: int = 1,
                  batch_size: int = 32):
@@ -377,15 +325,24 @@ class ValidationPCK(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        if (epoch + 1) % self.every:
+        names = None
+        if (epoch + 1) % self.every == 0:
+            stages = predict_stage_keypoints(self.model, self.data.records, self.data.skeleton,
+                                             input_size=self.input_size,
+                                             batch_size=self.batch_size)
+            names = sorted(stages, key=lambda name: int(name.split("_")[1]))
+            for name in names:
+                for alpha in (0.1, 0.2):
+                    logs[f"val_{name}_pck@{alpha:g}"] = pck(
+                        stages[name], self.truth, self.data.skeleton, alpha=alpha).value
+            logs["val_pck@0.2"] = logs[f"val_{names[-1]}_pck@0.2"]
+            print(" - val PCK@0.2 per stage: " + " ".join(
+                f"{logs[f'val_{name}_pck@0.2']:.4f}" for name in names), flush=True)
+        else:
+            for name in [n for n in self.model.output_names if n.startswith("stage_")]:
+                for alpha in (0.1, 0.2):
+                    logs[f"val_{name}_pck@{alpha:g}"] = float("nan")
             logs["val_pck@0.2"] = float("nan")
-            return
-        stages = predict_stage_keypoints(self.model, self.data.records, self.data.skeleton,
-                                         input_size=self.input_size,
-                                         batch_size=self.batch_size)
-        last = stages[max(stages, key=lambda name: int(name.split("_")[1]))]
-        logs["val_pck@0.2"] = pck(last, self.truth, self.data.skeleton, alpha=0.2).value
-        print(f" - val_pck@0.2: {logs['val_pck@0.2']:.4f}", flush=True)
 
 
 class EpochSummaries(keras.callbacks.Callback):

@@ -225,3 +225,38 @@ def test_without_intermediate_supervision_only_the_last_stage_has_a_loss(tiny_pe
     history = model.fit(dataset, epochs=1, verbose=0).history
     assert "stage_3_loss" in history or list(history) == ["loss"]
     assert "stage_1_loss" not in history and "stage_2_loss" not in history
+
+
+def test_residual_stages_start_exactly_as_the_stage_before():
+    model = build_cpm(LSP_14, stages=3, input_size=64, width=0.125, batchnorm=True,
+                      residual_stages=True, learning_rate=None)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    outputs = model(images)
+    np.testing.assert_array_equal(outputs["stage_3"], outputs["stage_1"])
+    assert float(np.abs(outputs["stage_1"]).max()) > 0
+
+
+def test_shared_features_run_one_trunk_for_every_stage():
+    shared = build_cpm(LSP_14, stages=3, input_size=64, width=0.125, shared_features=True,
+                       learning_rate=None)
+    separate = build_cpm(LSP_14, stages=3, input_size=64, width=0.125, learning_rate=None)
+    names = {layer.name for layer in shared.layers}
+    assert not any(name.startswith("shared_trunk") for name in names)
+    assert any(layer.name.startswith("shared_trunk") for layer in separate.layers)
+    # The trunk's three 9 x 9 convolutions are stage 1's, so the model is smaller.
+    assert shared.count_params() < separate.count_params()
+    assert {"stage_1_conv4", "stage_1_head_conv1", "stage_1_head_conv2"} <= names
+    stage2_inputs = shared.get_layer("stage_2_inputs").input
+    assert stage2_inputs[0] is shared.get_layer("stage_1_conv4").output
+
+
+def test_foreground_weight_scales_only_the_joint_pixels():
+    truth = np.zeros((1, 4, 4, 2), np.float32)
+    truth[0, 1, 1, 0] = 1.0      # one joint pixel
+    truth[..., 1] = 1.0 - truth[..., 0]  # background
+    prediction = np.zeros_like(truth)
+    plain = float(BeliefMapLoss()(truth, prediction))
+    weighted = float(BeliefMapLoss(foreground_weight=10.0)(truth, prediction))
+    # The joint pixel's error (1) counts 11 times; the background's 15 errors stay.
+    assert plain == pytest.approx(0.5 * (1 + 15))
+    assert weighted == pytest.approx(0.5 * (11 + 15))

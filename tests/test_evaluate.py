@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from kpose.codecs import BeliefMapCodec
 from kpose.data import PoseRecord
 from kpose.evaluation import predict_stage_keypoints, stage_pck_report
 from kpose.models.complexity import count_flops
@@ -30,6 +31,9 @@ def _dot_record(tmp_path, index, red, green):
     return PoseRecord(str(path), (20, 10, 80, 80), keypoints, "dots", (120, 100))
 
 
+STRIDE_8 = BeliefMapCodec(stride=8, sigma=1.0)
+
+
 def _colour_model(images, training=False):
     """Stand-in CPM: joint 0 = red, joint 1 = green, pooled to stride 8; two stages."""
     pooled = tf.nn.avg_pool2d(images, 8, 8, "VALID") / 255.0
@@ -41,7 +45,8 @@ def _colour_model(images, training=False):
 def test_stage_keypoints_come_back_in_image_pixels_in_record_order(tmp_path):
     spots = [((40, 30), (80, 70)), ((55, 60), (35, 25)), ((70, 45), (50, 80))]
     records = [_dot_record(tmp_path, i, red, green) for i, (red, green) in enumerate(spots)]
-    found = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64, batch_size=2)
+    found = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64, batch_size=2,
+                                    codec=STRIDE_8)
     assert sorted(found) == ["stage_1", "stage_2"]
     assert found["stage_2"].shape == (3, 3, 3)
     for n, (red, green) in enumerate(spots):
@@ -76,9 +81,10 @@ def test_flip_averaging_swaps_sides_back_before_averaging(tmp_path):
     right, each dot's averaged map holds both blobs at half height: identical maps, and
     scores half of the plain ones."""
     records = [_dot_record(tmp_path, 0, (40, 30), (80, 70))]
-    plain = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64)["stage_2"]
+    plain = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64,
+                                    codec=STRIDE_8)["stage_2"]
     flipped = predict_stage_keypoints(_colour_model, records, DOTS, input_size=64,
-                                      flip=True)["stage_2"]
+                                      codec=STRIDE_8, flip=True)["stage_2"]
     np.testing.assert_allclose(flipped[0, 0], flipped[0, 1], atol=1e-4)
     np.testing.assert_allclose(flipped[0, :2, 2], 0.5 * plain[0, :2, 2].max(), rtol=1e-3)
     assert flipped[0, 2, 2] == plain[0, 2, 2] == 0.0  # the midline joint has no evidence

@@ -50,6 +50,7 @@ def make_dataset(
     with_meta: bool = False,
     verify_images: bool = False,
     skip_corrupt: bool = False,
+    codec=None,
 ) -> tf.data.Dataset:
     """Build a batched ``tf.data.Dataset`` of ``(images, targets)`` ready for ``model.fit``.
 
@@ -91,6 +92,10 @@ def make_dataset(
             and report unreadable files by path (slow for large data sets).
         skip_corrupt: with ``verify_images``, drop unreadable images with a warning instead
             of raising.
+        codec: the model's target codec (:mod:`kpose.codecs`, e.g.
+            ``describe(model).codec``): its ``encode(keypoints, input_size)`` makes the
+            targets, and ``sigma`` and ``stride`` are not used. Its kind must match
+            ``target``.
 
     Returns:
         A dataset of ``(images, targets)`` (or ``(images, targets, meta)``):
@@ -109,7 +114,13 @@ def make_dataset(
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if target == "belief_maps":
+    if codec is not None:
+        if target != getattr(codec, "kind", None):
+            raise ValueError(f"target {target!r} does not match the codec's kind "
+                             f"{getattr(codec, 'kind', None)!r}")
+        if target == "belief_maps":
+            codec.map_size(size)
+    elif target == "belief_maps":
         if size[0] % stride or size[1] % stride:
             raise ValueError(f"input_size {size} must be divisible by stride {stride} "
                              "for belief-map targets")
@@ -179,7 +190,11 @@ def make_dataset(
             colour = batch["colour"]
             images = jitter_colour(images, colour[:, 0], colour[:, 1], colour[:, 2])
         keypoints = batch["keypoints"]
-        if target == "belief_maps":
+        if codec is not None and target in ("belief_maps", "coords"):
+            encoded = codec.encode(keypoints, size)
+            targets = encoded if num_stages is None or target == "coords" else {
+                f"stage_{t}": encoded for t in range(1, num_stages + 1)}
+        elif target == "belief_maps":
             maps = belief_maps(keypoints, size, stride=stride, sigma=sigma)
             targets = maps if num_stages is None else {
                 f"stage_{t}": maps for t in range(1, num_stages + 1)}

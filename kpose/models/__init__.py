@@ -8,7 +8,7 @@ from kpose.models.deeppose import (DeepPoseTraining, build_deeppose, build_deepp
 from kpose.models.layers import (CenterMap, HeatmapDecoder, ImageNormalisation, JointBoxes,
                                  JointCrops, RefineJoints)
 from kpose.models.precision import float32_model, uses_mixed_precision
-from kpose.models.test_time import flip_belief_maps, predict_belief_maps
+from kpose.models.belief_merging import flip_belief_maps, predict_belief_maps
 
 __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
            "HeatmapDecoder", "CenterMap", "ImageNormalisation",

@@ -7,14 +7,14 @@ import keras
 from kpose.models.layers import LocalResponseNormalisation
 
 __all__ = ["mobilenetv2_features", "MOBILENETV2_ALPHAS", "alexnet_features",
-           "resnet50_features", "ALEXNET_CONVS"]
+           "resnet50_features", "resnet_features", "ALEXNET_CONVS", "RESNET_BLOCKS"]
 
 # Widths keras.applications.MobileNetV2 accepts.
 MOBILENETV2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
 # Last layer of MobileNetV2 at each output stride (its 'expand' activations).
 _MOBILENETV2_TAPS = {4: "block_3_expand_relu", 8: "block_6_expand_relu",
-                     16: "block_13_expand_relu"}
+                     16: "block_13_expand_relu", 32: "out_relu"}
 
 
 def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha: float = 1.0,
@@ -23,7 +23,7 @@ def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha:
 
     Args:
         input_size: ``(height, width)``, divisible by ``stride``.
-        stride: 4, 8 or 16.
+        stride: 4, 8, 16 or 32 (32: the whole network without its classifier).
         alpha: width multiplier, one of :data:`MOBILENETV2_ALPHAS`.
         weights: ``None`` (random init) or the path of a local ``.h5``/``.weights.h5``
             file of ImageNet weights for the full network (nothing is downloaded).
@@ -123,3 +123,67 @@ def resnet50_features(input_size: tuple[int, int], *, weights: str | None = None
     if weights is not None:
         full.load_weights(weights, skip_mismatch=False)
     return keras.Model(full.input, full.output, name=name)
+
+
+# Basic residual blocks per stage of the small ResNets (He et al., Table 1).
+RESNET_BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+def resnet_features(input_size: tuple[int, int], *, depth: int = 18, width: float = 1.0,
+                    name: str = "resnet") -> keras.Model:
+    """A small ResNet of basic blocks (ResNet-10/18/34) without its classifier.
+
+    Stem: 7 x 7 convolution at stride 2 and a 3 x 3 max pool (stride 4); then four stages
+    of basic blocks (two 3 x 3 convolutions, BatchNorm, ReLU, identity or 1 x 1 projected
+    shortcut) with ``64, 128, 256, 512`` channels times ``width``, each after the first
+    halving the resolution.
+
+    Args:
+        input_size: ``(height, width)``, divisible by 32.
+        depth: 10, 18 or 34.
+        width: channel multiplier (at least 8 channels per layer).
+        name: the sub-model's name.
+
+    Returns:
+        A model ``(B, H, W, 3)`` (images scaled to about [-1, 1]) ->
+        ``(B, H / 32, W / 32, 512 * width)``.
+    """
+    if depth not in RESNET_BLOCKS:
+        raise ValueError(f"resnet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    image = keras.Input((*input_size, 3), name=f"{name}_input")
+
+    def channels(base):
+        return max(8, int(round(base * width)))
+
+    x = conv_bn_relu(image, channels(64), 7, strides=2, name=f"{name}_stem")
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
+    for stage, blocks in enumerate(RESNET_BLOCKS[depth]):
+        for block in range(blocks):
+            x = residual_block(x, channels(64 * 2**stage),
+                               strides=2 if stage > 0 and block == 0 else 1,
+                               name=f"{name}_stage{stage + 1}_block{block + 1}")
+    return keras.Model(image, x, name=name)
+
+
+def conv_bn_relu(x, filters: int, kernel: int, *, strides: int = 1, relu: bool = True,
+                 name: str):
+    """Convolution (no bias), BatchNorm and (optionally) ReLU, named ``{name}_conv/bn/relu``."""
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def residual_block(x, filters: int, *, strides: int = 1, name: str):
+    """A basic residual block: two 3 x 3 conv-BN (ReLU between), plus the input (through a
+    1 x 1 conv-BN where the shape changes), then ReLU."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = conv_bn_relu(x, filters, 1, strides=strides, relu=False,
+                                name=f"{name}_project")
+    x = conv_bn_relu(x, filters, 3, strides=strides, name=f"{name}_a")
+    x = conv_bn_relu(x, filters, 3, relu=False, name=f"{name}_b")
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.ReLU(name=f"{name}_out")(x)

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 
 import keras
 
+from kpose.codecs import BeliefMapCodec
 from kpose.data.transforms import input_size_hw
-from kpose.losses import BeliefMapLoss
 from kpose.models.backbones import MOBILENETV2_ALPHAS, mobilenetv2_features
-from kpose.models.layers import CenterMap, HeatmapDecoder, ImageNormalisation
+from kpose.models.card import ModelInfo, attach_card, stage_outputs
+from kpose.models.heatmaps import belief_output, build_heatmap_inference, compile_belief_model
+from kpose.models.layers import CenterMap, ImageNormalisation
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
@@ -82,7 +84,12 @@ def build_cpm(
     intermediate_supervision: bool = True,
     center_sigma: float = 21.0,
     batchnorm: bool = False,
+    shared_features: bool = False,
+    residual_stages: bool = False,
     backbone_weights: str | None = None,
+    sigma: float = 1.0,
+    margin: float = 1.25,
+    foreground_weight: float = 0.0,
     learning_rate: float | None = 1e-4,
 ) -> keras.Model:
     """Build (and compile) a Convolutional Pose Machine.
@@ -106,11 +113,23 @@ def build_cpm(
             an output.
         center_sigma: center-map Gaussian standard deviation in input pixels.
         batchnorm: put BatchNorm between every convolution and its ReLU (the paper has
-            none). On CPU it doubles the step time, and in a 300-step trial on
-            synthetic people it did not learn faster.
+            none).
+        shared_features: later stages read stage 1's own image features (its first
+            seven layers, which have the shape of the paper's separate trunk) instead of
+            a second trunk of their own: one trunk to train and to run instead of two
+            (the default backbone; the mobile one shares its trunk anyway).
+        residual_stages: stage ``t >= 2`` predicts a correction that is added to stage
+            ``t - 1``'s maps, its last convolution initialised to zero, so every later
+            stage starts out exactly as good as the one before it. The paper's stages
+            predict the maps afresh.
         backbone_weights: local weights file for the MobileNetV2 trunk (nothing is
             downloaded).
-        learning_rate: compile with Adam at this rate and the per-stage
+        sigma: the belief maps' Gaussian sigma in map pixels (its codec,
+            :class:`~kpose.codecs.BeliefMapCodec` at stride 8 with a background map).
+        margin: the person box's enlargement for the top-down crop, recorded in the
+            model card for training and inference.
+        foreground_weight: see :func:`~kpose.models.heatmaps.compile_belief_model`.
+        learning_rate: compile with Adam at this rate (or schedule) and the per-stage
             :class:`~kpose.losses.BeliefMapLoss`; ``None`` returns the model uncompiled.
 
     Returns:
@@ -132,17 +151,31 @@ def build_cpm(
         raise ValueError(f"input_size {(height, width_px)} must be divisible by "
                          f"{2 * STRIDE} for the mobilenetv2 CPM (its stages pool to stride "
                          f"{2 * STRIDE})")
-    maps = skeleton.num_joints + 1
+    codec = BeliefMapCodec(STRIDE, sigma, background=True)
+    maps = codec.channels(skeleton.num_joints)
+    options = {"stages": stages, "width": width, "backbone": backbone,
+               "center_map": center_map, "batchnorm": batchnorm,
+               "shared_features": shared_features, "residual_stages": residual_stages}
+    info = ModelInfo("cpm", skeleton, codec, (height, width_px), float(margin), options)
 
     image = keras.Input((height, width_px, 3), name="image")
     inputs = [image]
+    carded = attach_card(image, info)
     if backbone == "cpm":
-        scaled = ImageNormalisation(1 / 256, -0.5, name="normalise")(image)
-        stage1_features = _block(STAGE1_SPEC, width, "stage_1", batchnorm=batchnorm)(scaled)
-        trunk_features = _block(TRUNK_SPEC, width, "shared_trunk", batchnorm=batchnorm)(scaled)
+        scaled = ImageNormalisation(1 / 256, -0.5, name="normalise")(carded)
+        if shared_features:
+            trunk_features = _block(STAGE1_SPEC[:len(TRUNK_SPEC)], width, "stage_1",
+                                    batchnorm=batchnorm)(scaled)
+            stage1_features = _block(STAGE1_SPEC[len(TRUNK_SPEC):], width, "stage_1_head",
+                                     batchnorm=batchnorm)(trunk_features)
+        else:
+            stage1_features = _block(STAGE1_SPEC, width, "stage_1",
+                                     batchnorm=batchnorm)(scaled)
+            trunk_features = _block(TRUNK_SPEC, width, "shared_trunk",
+                                    batchnorm=batchnorm)(scaled)
     else:
         alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
-        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(carded)
         features = mobilenetv2_features((height, width_px), alpha=alpha,
                                         weights=backbone_weights)(scaled)
         stage1_features = _block((Conv(3, 128), Conv(1, 128)), width, "stage_1",
@@ -152,13 +185,14 @@ def build_cpm(
 
     context = []
     if center_map is True:
-        context = [CenterMap((height, width_px), STRIDE, center_sigma, name="center_map")(image)]
+        context = [CenterMap((height, width_px), STRIDE, center_sigma,
+                             name="center_map")(carded)]
     elif center_map == "input":
         center_input = keras.Input((height, width_px, 1), name="center_map")
         inputs.append(center_input)
         context = [keras.layers.AveragePooling2D(STRIDE, name="center_map_pool")(center_input)]
 
-    beliefs = _belief_output(stage1_features, maps, "stage_1")
+    beliefs = belief_output(stage1_features, maps, "stage_1")
     outputs = {"stage_1": beliefs}
     for t in range(2, stages + 1):
         stacked = keras.layers.Concatenate(name=f"stage_{t}_inputs")(
@@ -168,54 +202,46 @@ def build_cpm(
         else:
             features = _block(LATER_STAGE_SPEC, width, f"stage_{t}",
                               batchnorm=batchnorm)(stacked)
-        beliefs = _belief_output(features, maps, f"stage_{t}")
+        if residual_stages:
+            correction = keras.layers.Conv2D(maps, 1, kernel_initializer="zeros",
+                                             name=f"stage_{t}_maps")(features)
+            refined = keras.layers.Add(name=f"stage_{t}_refined")([beliefs, correction])
+            beliefs = keras.layers.Activation("linear", dtype="float32",
+                                              name=f"stage_{t}")(refined)
+        else:
+            beliefs = belief_output(features, maps, f"stage_{t}")
         outputs[f"stage_{t}"] = beliefs
 
     model = keras.Model(inputs if len(inputs) > 1 else image, outputs, name="cpm")
     if learning_rate is not None:
         compile_cpm(model, learning_rate=learning_rate,
-                    intermediate_supervision=intermediate_supervision)
+                    intermediate_supervision=intermediate_supervision,
+                    foreground_weight=foreground_weight)
     return model
 
 
 def compile_cpm(model: keras.Model, *, learning_rate: float = 1e-4,
                 intermediate_supervision: bool = True, optimizer=None, **compile_kwargs):
-    """Compile a CPM with :class:`BeliefMapLoss` on every stage (or only the last).
-
-    Keras sums the per-output losses, which is the paper's objective (eq. 5).
-    """
-    names = _stage_names(model)
-    supervised = names if intermediate_supervision else names[-1:]
-    model.compile(
-        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-        loss={name: BeliefMapLoss() for name in supervised},
-        **compile_kwargs,
-    )
-    return model
+    """Compile a CPM with :class:`~kpose.losses.BeliefMapLoss` on every stage (or only the
+    last): :func:`kpose.models.heatmaps.compile_belief_model`. Keras sums the per-output
+    losses, which is the paper's objective (eq. 5)."""
+    if not stage_outputs(model):
+        raise ValueError(f"model {model.name!r} has no stage_N outputs; is it a CPM from "
+                         "build_cpm?")
+    return compile_belief_model(model, learning_rate=learning_rate,
+                                intermediate_supervision=intermediate_supervision,
+                                optimizer=optimizer, **compile_kwargs)
 
 
 def build_cpm_inference(trained_cpm: keras.Model, *, method: str = "taylor",
                         beta: float = 40.0) -> keras.Model:
     """Wrap a trained CPM so it outputs keypoints: image in, ``(B, K, 3)`` out.
 
-    The last stage's belief maps go through :class:`HeatmapDecoder`; exported models built
-    from this return ``(x, y, score)`` in input pixels, not heatmaps.
-
-    Args:
-        trained_cpm: a model from :func:`build_cpm` (or loaded from ``.keras``).
-        method, beta: see :class:`HeatmapDecoder`.
-
-    Returns:
-        A functional model with the same inputs and one output ``keypoints``.
+    The last stage's belief maps go through its codec's :class:`HeatmapDecoder`
+    (:func:`kpose.models.heatmaps.build_heatmap_inference`); exported models built from
+    this return ``(x, y, score)`` in input pixels, not heatmaps.
     """
-    names = _stage_names(trained_cpm)
-    inputs = [keras.Input(t.shape[1:], name=t.name.split(":")[0]) for t in
-              trained_cpm.inputs]
-    outputs = trained_cpm(inputs if len(inputs) > 1 else inputs[0])
-    last = outputs[names[-1]] if isinstance(outputs, dict) else outputs[-1]
-    keypoints = HeatmapDecoder(stride=STRIDE, method=method, beta=beta, name="keypoints")(last)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], keypoints,
-                       name="cpm_keypoints")
+    return build_heatmap_inference(trained_cpm, method=method, beta=beta)
 
 
 def receptive_field(spec: Sequence[Conv | Pool]) -> tuple[int, int]:
@@ -249,7 +275,8 @@ def _block(spec, width: float, name: str, *, batchnorm: bool = False):
                                           activation=None if batchnorm else "relu",
                                           name=f"{name}_conv{conv_index}"))
         if batchnorm:
-            layers.append(keras.layers.BatchNormalization(name=f"{name}_bn{conv_index}"))
+            layers.append(keras.layers.BatchNormalization(synchronized=True,
+                                                          name=f"{name}_bn{conv_index}"))
             layers.append(keras.layers.ReLU(name=f"{name}_relu{conv_index}"))
 
     def apply(x):
@@ -274,21 +301,6 @@ def _mobile_stage(stacked, width: float, name: str, *, batchnorm: bool = False):
                                         name=f"{name}_upsample")(context)
     both = keras.layers.Concatenate(name=f"{name}_paths")([local, context])
     return _block(MOBILE_STAGE_FUSE_SPEC, width, f"{name}_fuse", batchnorm=batchnorm)(both)
-
-
-def _belief_output(features, maps: int, name: str):
-    # Linear 1x1 conv to K + 1 maps; the identity in float32 names the output and keeps
-    # it float32 under mixed precision.
-    beliefs = keras.layers.Conv2D(maps, 1, name=f"{name}_maps")(features)
-    return keras.layers.Activation("linear", dtype="float32", name=name)(beliefs)
-
-
-def _stage_names(model: keras.Model) -> list[str]:
-    names = [n for n in model.output_names if n.startswith("stage_")]
-    if not names:
-        raise ValueError(f"model {model.name!r} has no stage_N outputs; is it a CPM from "
-                         "build_cpm?")
-    return sorted(names, key=lambda n: int(n.split("_")[1]))
 
 
 def _input_size(input_size) -> tuple[int, int]:

@@ -39,9 +39,12 @@ from kpose.data.records import PoseRecord
 from kpose.data.transforms import input_size_hw
 from kpose.data.refiner_data import (JointErrorDistribution, check_sigma, check_torso,
                                      measure_joint_errors, refiner_dataset)
+from kpose.codecs import CoordinateCodec
+from kpose.decoding import NormalisedToPixels
 from kpose.losses import CoordinateL2Loss, VisibilityLoss
 from kpose.models.backbones import (MOBILENETV2_ALPHAS, alexnet_features, mobilenetv2_features,
                                     resnet50_features)
+from kpose.models.card import ModelInfo, attach_card, describe
 from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
                                  RefineJoints, ResizeImages)
 from kpose.skeletons import Skeleton, get_skeleton
@@ -68,6 +71,7 @@ def build_deeppose(
     with_visibility: bool = False,
     width: float = 1.0,
     backbone_weights: str | None = None,
+    margin: float = 1.25,
     learning_rate: float | None = 1e-4,
 ) -> keras.Model:
     """Build (and compile) DeepPose's stage-1 regressor.
@@ -96,6 +100,7 @@ def build_deeppose(
             the nearest ``alpha``); small values make test-sized models.
         backbone_weights: local weights file for the backbone sub-model (nothing is
             downloaded).
+        margin: the person box's enlargement for the top-down crop (model card).
         learning_rate: compile with Adam at this rate (:func:`compile_deeppose`);
             ``None`` returns the model uncompiled.
 
@@ -108,8 +113,11 @@ def build_deeppose(
     skeleton = get_skeleton(skeleton)
     size = input_size_hw(input_size, "input_size", minimum=2)
     _check_head_arguments(backbone, dropout, width, with_visibility)
+    info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, float(margin),
+                     {"backbone": backbone, "width": width, "with_visibility": with_visibility})
     image = keras.Input((*size, 3), name="image")
-    hidden = _regressor(image, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
+    hidden = _regressor(attach_card(image, info), backbone=backbone, batchnorm=batchnorm,
+                        dropout=dropout,
                         width=width, weights=backbone_weights)
     joints = skeleton.num_joints
     keypoints = _coordinates(hidden, joints, "keypoints")
@@ -242,8 +250,15 @@ def build_deeppose_cascade(
     size = stage1_size if input_size is None else input_size_hw(input_size, "input_size",
                                                                  minimum=2)
 
+    try:
+        margin = describe(stage1).margin
+    except ValueError:
+        margin = 1.25
+    info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, margin,
+                     {"refiners": len(refiners), "sigma": float(sigma)})
     image = keras.Input((*size, 3), name="image")
-    pixels = ImageNormalisation(1.0, 0.0, name="check_image")(image)  # checks, keeps 0..255
+    # checks the image, keeps 0..255
+    pixels = ImageNormalisation(1.0, 0.0, name="check_image")(attach_card(image, info))
     stage1_pixels = pixels
     if size != stage1_size:
         stage1_pixels = ResizeImages(*stage1_size, name="stage_1_resize")(pixels)
@@ -326,51 +341,6 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
     layer = NormalisedToPixels((height, width), name="keypoints")
     keypoints = layer([outputs, visibility]) if visibility is not None else layer(outputs)
     return keras.Model(image, keypoints, name="deeppose_keypoints")
-
-
-@keras.saving.register_keras_serializable(package="kpose")
-class NormalisedToPixels(keras.layers.Layer):
-    """``(B, K, 2)`` crop-normalised joints (and optional visibility logits ``(B, K)``) ->
-    ``(B, K, 3)`` ``(x, y, score)``.
-
-    ``frame="pixels"``: input pixels, ``u = x_n * W + (W - 1) / 2`` (likewise y with
-    ``H``). ``frame="fraction"`` (int8 exports): ``(u + 0.5) / W``, so that x, y and score
-    all lie in about [0, 1] and share one int8 scale. The score is the sigmoid of the
-    visibility logits when they are given as a second input, else 1.
-    """
-
-    def __init__(self, input_size: tuple[int, int], frame: str = "pixels", **kwargs):
-        kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        if frame not in ("pixels", "fraction"):
-            raise ValueError(f"frame must be 'pixels' or 'fraction', got {frame!r}")
-        self.input_size = tuple(int(s) for s in input_size)
-        self.frame = frame
-
-    def call(self, inputs):
-        joints, logits = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
-        joints = keras.ops.cast(joints, "float32")
-        height, width = self.input_size
-        if self.frame == "fraction":
-            xy = joints + 0.5
-        else:
-            xy = joints * np.array([width, height], "float32") + np.array(
-                [(width - 1) / 2.0, (height - 1) / 2.0], "float32")
-        if logits is None:
-            # From the data rather than a constant, so an exported graph has no constant
-            # operand here.
-            score = joints[..., :1] * 0.0 + 1.0
-        else:
-            score = keras.ops.sigmoid(keras.ops.cast(logits, "float32"))[..., None]
-        return keras.ops.concatenate([xy, score], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        joints = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
-            isinstance(input_shape[0], (list, tuple)) else input_shape
-        return (*joints[:-1], 3)
-
-    def get_config(self):
-        return {**super().get_config(), "input_size": self.input_size, "frame": self.frame}
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kpose.models import HeatmapDecoder
-from kpose.models.test_time import flip_belief_maps, predict_belief_maps
+from kpose.models.belief_merging import flip_belief_maps, predict_belief_maps
 from kpose.skeletons import LSP_14
 
 K = LSP_14.num_joints
@@ -60,5 +60,6 @@ def test_bad_scales_and_shapes_are_refused():
         predict_belief_maps(_left_dot_model, _dot_image(5, 5), LSP_14, scales=(0.0,))
     with pytest.raises(ValueError, match=r"images must be \(B, H, W, 3\)"):
         predict_belief_maps(_left_dot_model, np.zeros((64, 64, 3)), LSP_14)
-    with pytest.raises(ValueError, match="expected 15 for skeleton 'lsp_14'"):
+    with pytest.raises(ValueError,
+                       match=r"expected 14 or 15 \(with background\) for skeleton 'lsp_14'"):
         flip_belief_maps(np.zeros((1, 8, 8, 4)), LSP_14)

@@ -1,0 +1,199 @@
+"""Learning curves on real people: val PCK of every stage against training steps.
+
+Trains one named variant (a recipe: model family and training options, listed in
+``VARIANTS``) on lspet_bench train (4,000 real LSPET images) through ``kpose.train`` for a
+time budget, scoring val PCK@0.1 and PCK@0.2 (torso) of every stage on lspet_bench val
+(500 images) every ``--eval-every`` steps. The run folder is kept, so a stopped run
+continues with the same command (``kpose.train(resume=True)``: the same weights, data
+stream and learning-rate curve as an uninterrupted one). Results of every variant go into
+one JSON file, and ``--plot`` draws them all (PCK@0.2 against steps, one line per stage
+and variant).
+
+    python benchmarks/learning_curve.py --variant cpm-paper --minutes 60
+    python benchmarks/learning_curve.py --plot docs/images/learning_curves.png
+
+The budget is turned into steps once, from the speed of a short timed warm-up on this
+machine, so that the cosine schedule knows its length; ``--steps`` fixes it instead
+(compare variants at the same steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench_data import DEFAULT_LSPET_BENCH  # noqa: E402  (beside this script)
+
+# Each variant is the keyword arguments of kpose.train on top of COMMON.
+COMMON = {"input_size": 128, "batch_size": 16, "seed": 0}
+VARIANTS = {
+    # The paper's CPM at the CLI's former defaults (the issue's 10.6 % run).
+    "cpm-paper": {"model": "cpm", "paper": True, "stages": 3, "width": 0.25,
+                  "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 1.0},
+    "cpm-bn": {"model": "cpm", "paper": True, "stages": 3, "width": 0.25,
+               "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 1.0,
+               "batchnorm": True},
+    # Foreground weighting against maps that collapse to zero.
+    "cpm-fg10": {"model": "cpm", "paper": True, "stages": 3, "width": 0.25,
+                 "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 1.0,
+                 "batchnorm": False, "foreground_weight": 10.0},
+    "cpm-bn-fg10": {"model": "cpm", "paper": True, "stages": 3, "width": 0.25,
+                    "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 1.0,
+                    "batchnorm": True, "foreground_weight": 10.0},
+    # BatchNorm, foreground weighting, later stages on stage 1's trunk, residual stages.
+    "cpm-recipe": {"model": "cpm", "stages": 3, "width": 0.25, "learning_rate": 1e-3,
+                   "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
+                   "foreground_weight": 10.0, "shared_features": True,
+                   "residual_stages": True},
+    "simplebaseline-r18": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
+                           "width": 0.5, "deconv_filters": 256, "learning_rate": 1e-3,
+                           "lr_schedule": "cosine", "sigma": 2.0, "foreground_weight": 10.0},
+    "hourglass-2": {"model": "hourglass", "stages": 2, "depth": 4, "width": 0.5,
+                    "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
+                    "foreground_weight": 10.0},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", choices=sorted(VARIANTS), help="the recipe to train")
+    parser.add_argument("--minutes", type=float, default=60.0,
+                        help="training budget on this machine (default 60)")
+    parser.add_argument("--steps", type=int, help="train exactly this many steps instead")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between scores")
+    parser.add_argument("--runs", type=Path, default=Path("learning_curve_runs"),
+                        help="folder of the variants' run folders (kept for resuming)")
+    parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/learning_curve.json"))
+    parser.add_argument("--plot", type=Path, help="draw every variant in --json into this PNG")
+    args = parser.parse_args()
+    if args.variant is None and args.plot is None:
+        parser.error("give --variant to train, --plot to draw, or both")
+    if args.variant is not None:
+        if not (args.lspet_bench / "joints_train.mat").is_file():
+            print(f"lspet_bench not found at {args.lspet_bench}", file=sys.stderr)
+            return 1
+        row = train_variant(args)
+        results = _load(args.json)
+        results[args.variant] = row
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"benchmark": "learning_curve", "results": results},
+                                        indent=2) + "\n")
+        _print_row(args.variant, row)
+        print(f"wrote {args.json}")
+    if args.plot is not None:
+        plot(_load(args.json), args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def train_variant(args) -> dict:
+    """Train (or resume) ``args.variant`` and return its curve as a JSON row."""
+    import kpose
+
+    options = {**COMMON, **VARIANTS[args.variant]}
+    data = f"lspet:{args.lspet_bench / 'joints_train.mat'}:{args.lspet_bench / 'images'}"
+    val = f"lspet:{args.lspet_bench / 'joints_val.mat'}:{args.lspet_bench / 'images'}:4001"
+    run = args.runs / args.variant
+    plan = run / "plan.json"
+    if plan.is_file():
+        steps = json.loads(plan.read_text())["steps"]
+    else:
+        steps = args.steps or _steps_for_budget(options, data, args.minutes, args.eval_every)
+        run.mkdir(parents=True, exist_ok=True)
+        plan.write_text(json.dumps({"steps": steps, "options": options}) + "\n")
+    epochs = math.ceil(steps / args.eval_every)
+    model_dir = run / "run"
+    resume = (model_dir / "checkpoints" / "state.json").is_file()
+    started = time.perf_counter()
+    kpose.train(data=data, val_data=val, out_dir=model_dir, epochs=epochs,
+                steps_per_epoch=args.eval_every, resume=resume, verbose=2, **options)
+    seconds = time.perf_counter() - started
+    return {"options": options, "steps": epochs * args.eval_every,
+            "eval_every": args.eval_every,
+            "seconds_this_call": round(seconds, 1), "curve": _curve(model_dir / "metrics.csv",
+                                                                     args.eval_every)}
+
+
+def _steps_for_budget(options: dict, data: str, minutes: float, eval_every: int) -> int:
+    """Steps that fit ``minutes`` here: two scratch runs of 20 and 100 steps, whose
+    difference in wall time leaves out the fixed cost of building the model and graph."""
+    import tempfile
+
+    import kpose
+
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="kpose-lc-probe-") as scratch:
+        for steps in (20, 100):
+            started = time.perf_counter()
+            kpose.train(data=data, out_dir=Path(scratch) / str(steps), epochs=1,
+                        steps_per_epoch=steps, verbose=0, **options)
+            seconds[steps] = time.perf_counter() - started
+    rate = 80 / max(seconds[100] - seconds[20], 1e-3)
+    steps = int(minutes * 60 * rate) // eval_every * eval_every
+    print(f"{rate:.2f} steps/s here: {minutes:g} minutes = {steps} steps", flush=True)
+    return max(eval_every, steps)
+
+
+def _curve(metrics_csv: Path, eval_every: int) -> list[dict]:
+    """Rows of ``metrics.csv`` with a validation score, as ``{step, loss, stage PCKs}``."""
+    rows = []
+    with metrics_csv.open() as handle:
+        for row in csv.DictReader(handle):
+            scores = {k[4:]: float(v) for k, v in row.items()
+                      if k.startswith("val_stage_") and v not in ("", "nan")}
+            if not scores:
+                continue
+            rows.append({"step": (int(row["epoch"]) + 1) * eval_every,
+                         "loss": float(row["loss"]), **scores})
+    return rows
+
+
+def plot(results: dict, path: Path) -> None:
+    """PCK@0.2 against steps: one colour per variant, one line style per stage."""
+    from matplotlib.figure import Figure
+
+    from kpose.viz import save_figure
+
+    figure = Figure(figsize=(7.5, 4.5))
+    ax = figure.subplots()
+    styles = ["-", "--", ":", "-."]
+    for colour, (variant, row) in enumerate(sorted(results.items())):
+        stages = sorted({k.split("_pck")[0] for point in row["curve"] for k in point
+                         if k.startswith("stage_")}, key=lambda s: int(s.split("_")[1]))
+        for index, stage in enumerate(stages):
+            steps = [p["step"] for p in row["curve"]]
+            values = [100 * p[f"{stage}_pck@0.2"] for p in row["curve"]]
+            last = index == len(stages) - 1
+            ax.plot(steps, values, styles[index % 4], color=f"C{colour}",
+                    lw=2 if last else 1, label=f"{variant} {stage.replace('_', ' ')}")
+    ax.set_xlabel("training steps (batch 16)")
+    ax.set_ylabel("val PCK@0.2 (%), lspet_bench val")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())["results"] if path.is_file() else {}
+
+
+def _print_row(variant: str, row: dict) -> None:
+    print(f"\n{variant}: {row['steps']} steps")
+    for point in row["curve"]:
+        stages = sorted(k for k in point if k.endswith("_pck@0.2"))
+        print(f"  step {point['step']:6d}  loss {point['loss']:8.3f}  PCK@0.2 "
+              + "  ".join(f"{k.split('_pck')[0]} {100 * point[k]:5.1f}" for k in stages))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""SimpleBaselines (Xiao et al., ECCV 2018): a backbone and three transposed convolutions.
+
+The backbone runs to stride 32; three 4 x 4 transposed convolutions at stride 2 (each with
+BatchNorm and ReLU) bring the features back to stride 4, and a 1 x 1 convolution predicts
+one heatmap per joint (no background map). A 256 x 192 input gives 64 x 48 heatmaps; the
+paper's Gaussian has sigma 2 heatmap pixels. The loss is the squared error between
+heatmaps (the paper's MSE, up to a constant factor, which Adam ignores).
+
+Backbones: ``"resnet"`` (a small ResNet of basic blocks, :func:`resnet_features`; the
+paper uses ResNet-50/101/152) and ``"mobilenetv2"`` (for phones and the Edge TPU).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kpose.codecs import BeliefMapCodec
+from kpose.data.transforms import input_size_hw
+from kpose.models.backbones import MOBILENETV2_ALPHAS, mobilenetv2_features, resnet_features
+from kpose.models.card import ModelInfo, attach_card
+from kpose.models.heatmaps import belief_output, compile_belief_model
+from kpose.models.layers import ImageNormalisation
+from kpose.skeletons import Skeleton, get_skeleton
+
+__all__ = ["build_simplebaseline", "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE"]
+
+SIMPLEBASELINE_BACKBONES = ("resnet", "mobilenetv2")
+SIMPLEBASELINE_STRIDE = 4
+_BACKBONE_STRIDE = 32
+
+
+def build_simplebaseline(
+    skeleton: Skeleton | str,
+    *,
+    input_size: int | tuple[int, int] = 256,
+    backbone: str = "resnet",
+    depth: int = 18,
+    width: float = 1.0,
+    deconv_filters: int = 256,
+    sigma: float = 2.0,
+    margin: float = 1.25,
+    foreground_weight: float = 0.0,
+    backbone_weights: str | None = None,
+    learning_rate: float | None = 1e-3,
+) -> keras.Model:
+    """Build (and compile) a SimpleBaselines heatmap model.
+
+    Args:
+        skeleton: the joints; the model predicts ``K`` heatmaps.
+        input_size: ``size`` or ``(height, width)`` in pixels, divisible by 32.
+        backbone: ``"resnet"`` or ``"mobilenetv2"``.
+        depth: ResNet depth (10, 18 or 34).
+        width: channel multiplier of the backbone (for MobileNetV2 the nearest of its
+            alphas) and of the transposed convolutions.
+        deconv_filters: channels of each transposed convolution before ``width`` (paper:
+            256).
+        sigma: heatmap Gaussian sigma in heatmap pixels (paper: 2).
+        margin: the person box's enlargement for the top-down crop.
+        foreground_weight: see :func:`~kpose.models.heatmaps.compile_belief_model`.
+        backbone_weights: a local MobileNetV2 weights file (nothing is downloaded).
+        learning_rate: compile with Adam at this rate (or schedule); ``None``: uncompiled.
+
+    Returns:
+        A functional ``keras.Model`` named ``simplebaseline``: input ``image``
+        ``(B, H, W, 3)`` float32 RGB in 0..255, output ``stage_1`` ``(B, H / 4, W / 4, K)``.
+    """
+    skeleton = get_skeleton(skeleton)
+    height, width_px = input_size_hw(input_size, minimum=_BACKBONE_STRIDE)
+    if height % _BACKBONE_STRIDE or width_px % _BACKBONE_STRIDE:
+        raise ValueError(f"input_size {(height, width_px)} must be divisible by "
+                         f"{_BACKBONE_STRIDE} for SimpleBaselines (its backbone's stride)")
+    if backbone not in SIMPLEBASELINE_BACKBONES:
+        raise ValueError(f"backbone must be one of {SIMPLEBASELINE_BACKBONES}, got "
+                         f"{backbone!r}")
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
+    options = {"backbone": backbone, "depth": depth, "width": width,
+               "deconv_filters": deconv_filters}
+    info = ModelInfo("simplebaseline", skeleton, codec, (height, width_px), float(margin),
+                     options)
+
+    image = keras.Input((height, width_px, 3), name="image")
+    scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(attach_card(image, info))
+    if backbone == "resnet":
+        features = resnet_features((height, width_px), depth=depth, width=width)(scaled)
+    else:
+        alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
+        features = mobilenetv2_features((height, width_px), stride=_BACKBONE_STRIDE,
+                                        alpha=alpha, weights=backbone_weights)(scaled)
+    x = features
+    filters = max(8, int(round(deconv_filters * width)))
+    for index in range(1, 4):
+        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                         use_bias=False, name=f"deconv{index}")(x)
+        x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{index}_bn")(x)
+        x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
+    heatmaps = belief_output(x, codec.channels(skeleton.num_joints), "stage_1")
+    model = keras.Model(image, {"stage_1": heatmaps}, name="simplebaseline")
+    if learning_rate is not None:
+        compile_belief_model(model, learning_rate=learning_rate,
+                             foreground_weight=foreground_weight)
+    return model

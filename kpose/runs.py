@@ -1,0 +1,93 @@
+"""Run folders on disk: the run's configuration, and loading the model a run (or a bare
+``.keras`` file) holds. Training writes them (:mod:`kpose.training`); evaluation,
+prediction and export read them through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+import kpose.models  # noqa: F401  (registers kpose's layers for keras.saving.load_model)
+from kpose.files import atomic_path
+
+__all__ = ["RunConfig", "load_model", "load_run_model"]
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run's model and data pipeline (``config.json``).
+
+    ``learning_rate`` is quoted for a global batch of 16 and scaled linearly with the
+    actual global batch (:func:`kpose.distribute.scaled_learning_rate`).
+    """
+
+    model: str = "cpm"
+    data: str = "synthetic:1000"
+    val_data: str | None = None
+    skeleton: str = "coco_17"
+    epochs: int = 10
+    batch_size: int = 16
+    steps_per_epoch: int | None = None
+    input_size: int = 368
+    stages: int = 6
+    width: float = 1.0
+    backbone: str | None = None
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    sigma: float | None = None
+    seed: int = 0
+    strategy: str = "auto"
+    mixed_precision: bool | str = False
+    val_every: int = 1
+    paper: bool = False
+    model_options: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read run config {path}: {error}") from None
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown fields {sorted(unknown)}; is it a kpose run?")
+        return cls(**values)
+
+
+def load_model(model_or_run: str | Path) -> keras.Model:
+    """A saved kpose model: a ``.keras`` file, or a run folder's ``model.keras`` (else its
+    last checkpoint). ``kpose.load_model`` imports kpose's layers first; plain
+    ``keras.saving.load_model`` needs ``import kpose.models`` before it for the same
+    reason.
+
+    Raises:
+        FileNotFoundError: no such file, or a run folder without a model.
+        ValueError: a file that is not ``.keras``.
+    """
+    return load_run_model(model_or_run)[0]
+
+
+def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:
+    """Load ``model.keras`` (or the last checkpoint) of a run folder, or a ``.keras`` file."""
+    path = Path(model_or_run)
+    if path.is_dir():
+        config = RunConfig.load(path / "config.json") if (path / "config.json").is_file() \
+            else None
+        for candidate in (path / "model.keras", path / "checkpoints" / "last.keras"):
+            if candidate.is_file():
+                return keras.saving.load_model(candidate), config
+        raise FileNotFoundError(f"{path} holds neither model.keras nor checkpoints/last.keras")
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a .keras model file or a kpose run folder")
+    return keras.saving.load_model(path), None

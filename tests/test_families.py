@@ -1,0 +1,127 @@
+"""SimpleBaselines and Stacked Hourglass: shapes at their codec's stride, learning on tiny
+data, saving with their model card, training through ``kpose.train`` and exporting with
+keypoints decoded in the graph."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from export import export_model
+from kpose.codecs import BeliefMapCodec
+from kpose.data import make_dataset, read_coco, write_synthetic_dataset
+from kpose.data.specs import LoadedData
+from kpose.evaluation import evaluate
+from kpose.models.card import describe, model_family, stage_outputs
+from kpose.models.heatmaps import build_heatmap_inference
+from kpose.models.hourglass import build_hourglass
+from kpose.models.simplebaseline import build_simplebaseline
+from kpose.skeletons import COCO_17, LSP_14
+from kpose.training import train
+
+SIZE = 64
+FAST = {"calibration_samples": 16, "verify_samples": 8, "latency_runs": 2, "verbose": False}
+BUILDERS = {
+    "simplebaseline-resnet": lambda **kw: build_simplebaseline(COCO_17, input_size=SIZE,
+                                                               width=0.25, depth=10, **kw),
+    "simplebaseline-mobilenetv2": lambda **kw: build_simplebaseline(
+        COCO_17, input_size=SIZE, width=0.35, backbone="mobilenetv2", deconv_filters=64, **kw),
+    "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=3,
+                                              width=0.125, **kw),
+}
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> LoadedData:
+    folder = tmp_path_factory.mktemp("people")
+    records = read_coco(write_synthetic_dataset(folder, num=16, seed=7, size=96,
+                                                progress=False))
+    return LoadedData("synthetic:16:7", records, COCO_17)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_heatmaps_come_at_stride_4_with_one_map_per_joint(name):
+    model = BUILDERS[name]()
+    info = describe(model)
+    assert info.codec == BeliefMapCodec(stride=4, sigma=2.0, background=False)
+    assert info.family == name.split("-")[0] and info.input_size == (SIZE, SIZE)
+    outputs = model(np.zeros((2, SIZE, SIZE, 3), np.float32))
+    assert list(outputs) == stage_outputs(model)
+    assert len(outputs) == (2 if name == "hourglass" else 1)
+    for maps in outputs.values():
+        assert tuple(maps.shape) == (2, SIZE // 4, SIZE // 4, 17) and maps.dtype == "float32"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_each_family_learns_a_fixed_batch(name, people):
+    keras.utils.set_random_seed(1)
+    model = BUILDERS[name](learning_rate=3e-3)
+    info = describe(model)
+    batch = next(iter(make_dataset(people.records, COCO_17, input_size=SIZE, batch_size=8,
+                                   codec=info.codec, num_stages=len(stage_outputs(model)))))
+    history = model.fit(batch[0], batch[1], epochs=40, batch_size=8, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0], history["loss"][::10]
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_saved_model_reloads_with_its_card_and_outputs(name, tmp_path):
+    model = BUILDERS[name]()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert describe(loaded) == describe(model)
+    images = np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)
+    for key, maps in model(images).items():
+        np.testing.assert_allclose(loaded(images)[key], maps, atol=1e-5)
+    keypoints = build_heatmap_inference(loaded)(images)
+    assert tuple(keypoints.shape) == (1, 17, 3)
+
+
+def test_heatmap_decoder_takes_the_codec_stride_and_no_background():
+    codec = BeliefMapCodec(stride=4, sigma=2.0, background=False)
+    truth = np.array([[[10.0, 20.0, 2.0], [33.0, 5.0, 2.0]]], np.float32)
+    maps = codec.encode(truth, (48, 48))
+    assert tuple(maps.shape) == (1, 12, 12, 2)
+    found = codec.decoder()(maps).numpy()
+    np.testing.assert_allclose(found[0, :, :2], truth[0, :, :2], atol=1e-3)
+
+
+@pytest.mark.parametrize("family,options", [
+    ("simplebaseline", {"backbone": "resnet", "depth": 10}),
+    ("hourglass", {"stages": 2, "depth": 3}),
+])
+def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, people, tmp_path):
+    model, history = train(family, people, val_data=people, out_dir=tmp_path / "run",
+                           input_size=SIZE, width=0.125, epochs=2, steps_per_epoch=3,
+                           batch_size=4, strategy="default", verbose=0, **options)
+    assert model_family(model) == family
+    assert np.isfinite(history["loss"]).all()
+    assert "val_stage_1_pck@0.2" in history
+    report = evaluate(tmp_path / "run", people)
+    assert list(report["stages"]) == stage_outputs(model)
+
+
+@pytest.mark.parametrize("name", ["simplebaseline-mobilenetv2", "hourglass"])
+def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
+    path = tmp_path / "model.keras"
+    BUILDERS[name]().save(path)
+    result = export_model(path, tmp_path / "float", onnx=True, calibration_data=people,
+                          **FAST)
+    assert {row["file"] for row in result.report["files"]} == {"model.tflite", "model.onnx"}
+    for row in result.report["files"]:
+        assert row["max_px"] <= 0.01, row
+    assert result.metadata["model"] == describe(keras.saving.load_model(path)).family
+    assert result.metadata["codec"]["stride"] == 4
+    edge = export_model(path, tmp_path / "edgetpu", edgetpu=True, calibration_data=people,
+                        **FAST)
+    mapping = edge.report["edgetpu"]
+    assert mapping["ops"] > 20 and 0.0 < mapping["coverage"] <= 1.0
+    if name == "simplebaseline-mobilenetv2":
+        assert mapping["fully_mapped"], mapping["unsupported"]
+
+
+def test_a_model_for_another_skeleton_is_refused_naming_both(people):
+    model = build_simplebaseline(LSP_14, input_size=SIZE, width=0.125, depth=10)
+    with pytest.raises(ValueError, match="skeleton 'lsp_14'.*'coco_17'"):
+        evaluate(model, people)
