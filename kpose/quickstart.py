@@ -71,7 +71,10 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
                      epochs=max(1, steps // epoch_steps), steps_per_epoch=epoch_steps,
                      batch_size=batch_size, input_size=input_size, stages=stages,
                      width=width, learning_rate=learning_rate, seed=seed,
-                     strategy="default", verbose=2)
+                     strategy="default", verbose=2,
+                     # The paper's CPM, whose time and accuracy the README quotes; the
+                     # training recipe has not yet been timed against the 15-minute limit.
+                     paper=True)
 
     print("[3/5] evaluating on the held-out people", flush=True)
     plots = out_dir / "plots"
