@@ -14,7 +14,8 @@ and variant).
 
 The budget is turned into steps once, from the speed of a short timed warm-up on this
 machine, so that the cosine schedule knows its length; ``--steps`` fixes it instead
-(compare variants at the same steps).
+(compare variants at the same steps). Results are keyed ``VARIANT@STEPS`` (or
+``VARIANT@MINUTESmin``), so one variant can have a 3,000-step and a long-budget row.
 """
 
 from __future__ import annotations
@@ -81,13 +82,15 @@ def main() -> int:
         if not (args.lspet_bench / "joints_train.mat").is_file():
             print(f"lspet_bench not found at {args.lspet_bench}", file=sys.stderr)
             return 1
-        row = train_variant(args)
+        label = f"{args.variant}@{args.steps}" if args.steps else \
+            f"{args.variant}@{args.minutes:g}min"
+        row = train_variant(args, label)
         results = _load(args.json)
-        results[args.variant] = row
+        results[label] = row
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"benchmark": "learning_curve", "results": results},
                                         indent=2) + "\n")
-        _print_row(args.variant, row)
+        _print_row(label, row)
         print(f"wrote {args.json}")
     if args.plot is not None:
         plot(_load(args.json), args.plot)
@@ -95,14 +98,15 @@ def main() -> int:
     return 0
 
 
-def train_variant(args) -> dict:
-    """Train (or resume) ``args.variant`` and return its curve as a JSON row."""
+def train_variant(args, label: str) -> dict:
+    """Train (or resume) ``args.variant`` in the run folder ``label`` and return its curve
+    as a JSON row."""
     import kpose
 
     options = {**COMMON, **VARIANTS[args.variant]}
     data = f"lspet:{args.lspet_bench / 'joints_train.mat'}:{args.lspet_bench / 'images'}"
     val = f"lspet:{args.lspet_bench / 'joints_val.mat'}:{args.lspet_bench / 'images'}:4001"
-    run = args.runs / args.variant
+    run = args.runs / label
     plan = run / "plan.json"
     if plan.is_file():
         steps = json.loads(plan.read_text())["steps"]
@@ -117,7 +121,7 @@ def train_variant(args) -> dict:
     kpose.train(data=data, val_data=val, out_dir=model_dir, epochs=epochs,
                 steps_per_epoch=args.eval_every, resume=resume, verbose=2, **options)
     seconds = time.perf_counter() - started
-    return {"options": options, "steps": epochs * args.eval_every,
+    return {"variant": args.variant, "options": options, "steps": epochs * args.eval_every,
             "eval_every": args.eval_every,
             "seconds_this_call": round(seconds, 1), "curve": _curve(model_dir / "metrics.csv",
                                                                      args.eval_every)}

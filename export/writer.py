@@ -128,6 +128,10 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    # mkdtemp makes an owner-only folder; the export gets what mkdir would have given it.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         result = _write(pose, images, staging, graph=graph, tflite=tflite, onnx=onnx,
                         quantize=quantize, edgetpu=edgetpu, io_type=io_type, opset=opset,

@@ -119,6 +119,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    _check_numbers(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                   input_size=input_size, stages=stages, val_every=val_every,
+                   learning_rate=learning_rate, width=width, sigma=sigma)
     if model == "deeppose" and (resume or strategy not in ("auto", "default")):
         raise ValueError("a DeepPose cascade trains stage by stage on one device and does not "
                          "resume: use strategy 'default' and a new run folder")
@@ -155,6 +158,21 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                       resume=resume, initial_epoch=initial_epoch, best=best, verbose=verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _check_numbers(*, learning_rate, width, sigma, **counts) -> None:
+    """Refuse counts that are not positive integers and rates that are not finite and
+    positive, naming the argument, before anything is read or written."""
+    for name, value in counts.items():
+        if value is None and name in ("steps_per_epoch", "input_size", "stages"):
+            continue  # the defaults
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("learning_rate", learning_rate), ("width", width), ("sigma", sigma)):
+        if value is None and name == "sigma":
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
 
 
 def mixed_precision_policy(mixed_precision: bool | str,

@@ -4,6 +4,8 @@ keypoints decoded in the graph."""
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -113,6 +115,9 @@ def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
         assert row["max_px"] <= 0.01, row
     assert result.metadata["model"] == describe(keras.saving.load_model(path)).family
     assert result.metadata["codec"]["stride"] == 4
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "float").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     edge = export_model(path, tmp_path / "edgetpu", edgetpu=True, calibration_data=people,
                         **FAST)
     mapping = edge.report["edgetpu"]

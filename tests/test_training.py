@@ -133,6 +133,24 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert "--mixed-precision: invalid choice: 'half'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option,value,message", [
+    ("--epochs", "0", "epochs must be a positive integer, got 0"),
+    ("--epochs", "-3", "epochs must be a positive integer, got -3"),
+    ("--steps-per-epoch", "0", "steps_per_epoch must be a positive integer, got 0"),
+    ("--batch-size", "0", "batch_size must be a positive integer, got 0"),
+    ("--lr", "-1", "learning_rate must be a finite positive number, got -1.0"),
+    ("--lr", "nan", "learning_rate must be a finite positive number, got nan"),
+    ("--width", "0", "width must be a finite positive number, got 0.0"),
+])
+def test_bad_numbers_are_refused_before_the_run_folder_exists(option, value, message,
+                                                              tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:4", "--out", str(out), option, value]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kpose train: error: {message}"]
+    assert not out.exists()
+
+
 def test_cli_evaluate_prints_a_table_and_writes_json(run, people, capsys, tmp_path):
     out, _, _ = run
     folder = people.records[0].image_path.rsplit("/images/", 1)[0]
