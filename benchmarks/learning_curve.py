@@ -88,12 +88,14 @@ def main() -> int:
         results = _load(args.json)
         results[label] = row
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"benchmark": "learning_curve", "results": results},
-                                        indent=2) + "\n")
+        args.json.write_text(json.dumps({"benchmark": "learning_curve",
+                                         "mean_pose_pck@0.2": _mean_pose(args.lspet_bench),
+                                         "results": results}, indent=2) + "\n")
         _print_row(label, row)
         print(f"wrote {args.json}")
     if args.plot is not None:
-        plot(_load(args.json), args.plot)
+        baseline = json.loads(args.json.read_text()).get("mean_pose_pck@0.2")
+        plot(_load(args.json), args.plot, mean_pose=baseline)
         print(f"wrote {args.plot}")
     return 0
 
@@ -161,8 +163,9 @@ def _curve(metrics_csv: Path, eval_every: int) -> list[dict]:
     return rows
 
 
-def plot(results: dict, path: Path) -> None:
-    """PCK@0.2 against steps: one colour per variant, one line style per stage."""
+def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
+    """PCK@0.2 against steps: one colour per variant, one line style per stage (the last
+    stage drawn thick), and the mean pose's PCK as a grey line."""
     from matplotlib.figure import Figure
 
     from kpose.viz import save_figure
@@ -179,12 +182,25 @@ def plot(results: dict, path: Path) -> None:
             last = index == len(stages) - 1
             ax.plot(steps, values, styles[index % 4], color=f"C{colour}",
                     lw=2 if last else 1, label=f"{variant} {stage.replace('_', ' ')}")
+    if mean_pose is not None:
+        ax.axhline(100 * mean_pose, color="0.5", ls="--", lw=1, label="mean pose")
     ax.set_xlabel("training steps (batch 16)")
     ax.set_ylabel("val PCK@0.2 (%), lspet_bench val")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+def _mean_pose(lspet_bench: Path) -> float:
+    """Val PCK@0.2 of the training set's mean pose placed in each val box."""
+    from bench_data import load_split
+
+    from kpose.evaluation import mean_pose_baseline
+
+    train, val, skeleton = load_split("lspet_bench", lspet_bench=lspet_bench, scratch=Path(),
+                                      synthetic_train=0, synthetic_val=0)
+    return mean_pose_baseline(train, val, skeleton)
 
 
 def _load(path: Path) -> dict:

@@ -1,6 +1,8 @@
 """The ``kpose`` command line: ``quickstart``, ``train``, ``evaluate``, ``predict``, ``synth``.
 
 Only this module parses arguments; each subcommand calls the library's public functions.
+Subcommands import the library inside their functions, so that ``kpose --help`` and
+argument errors answer at once, without loading TensorFlow.
 """
 
 from __future__ import annotations
@@ -152,7 +154,12 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         raise ValueError(f"--out {args.out} is not empty; give a new folder (nothing in it "
                          "was changed)")
-    quickstart(args.out, steps=args.steps, seed=args.seed, export=args.export)
+    exporter = None
+    if args.export:
+        # The command layer owns the call into the deployment package (export/ depends on
+        # kpose, never the reverse).
+        from export.writer import export_model as exporter
+    quickstart(args.out, steps=args.steps, seed=args.seed, export=exporter)
     return 0
 
 

@@ -29,7 +29,7 @@ def resolve_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multiworker":
-        from kpose.multiworker import multiworker_strategy
+        from kpose.multiworker import multiworker_strategy  # only for multi-worker runs
 
         return multiworker_strategy()
     if name == "tpu":

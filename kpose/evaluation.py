@@ -1,4 +1,9 @@
-"""Evaluation: run a belief-map model over records and score its keypoints."""
+"""Evaluation: run a model (Keras or exported) over records and score its keypoints.
+
+``predict_stage_keypoints`` and ``predict_record_keypoints`` live in :mod:`kpose.inference`
+and :mod:`kpose.data.crop_inference` (training's validation uses them too) and are
+re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kpose.data.pipeline import make_dataset
+from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.records import PoseRecord
 from kpose.data.specs import LoadedData, load_data_spec
-from kpose.data.transforms import keypoints_to_image
-from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pckh, pcp,
-                           pdj)
-from kpose.models.belief_merging import belief_maps_with_flip
+from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pck_curve, pckh,
+                           pcp, pdj)
+from kpose.inference import check_model_skeleton, predict_stage_keypoints
 from kpose.models.card import describe, stage_outputs
 from kpose.prediction import EXPORTED, inference_model, input_size_of, load_image
 from kpose.runs import load_run_model
@@ -71,7 +75,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             raise ValueError("flip averages belief maps; it applies to Keras belief-map "
                              "models (CPM, SimpleBaselines, hourglass) only")
         keypoint_model = inference_model(model)
-        _check_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
+        check_model_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
                         else describe(keypoint_model).skeleton, skeleton)
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
@@ -116,8 +120,7 @@ def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],
         The paths written, as strings: ``pck_curve.png``, ``pckh_curve.png`` (only when
         every record has a ``head_size``) and ``pose_<index>_<image stem>.png``.
     """
-    from kpose.metrics import pck_curve
-    from kpose.viz import plot_pck_curve, save_figure
+    from kpose.viz import plot_pck_curve, save_figure  # matplotlib: loaded only to draw
 
     skeleton = get_skeleton(skeleton)
     folder = Path(folder)
@@ -163,7 +166,7 @@ def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, 
     both zoomed to the person box enlarged by a quarter."""
     from matplotlib.figure import Figure
 
-    from kpose.viz import draw_pose, relative_scores
+    from kpose.viz import draw_pose, relative_scores  # matplotlib: loaded only to draw
 
     image = load_image(record.image_path)
     predicted = np.asarray(predicted, np.float32)
@@ -212,86 +215,6 @@ def mean_pose_baseline(train: Sequence[PoseRecord], val: Sequence[PoseRecord],
     return pck(mean_pose_keypoints(train, val), truth, skeleton, alpha=alpha).value
 
 
-def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
-                            input_size: int | tuple[int, int] | None = None,
-                            batch_size: int = 32, method: str = "taylor",
-                            flip: bool = False, codec=None, margin: float | None = None
-                            ) -> dict[str, np.ndarray]:
-    """Keypoints of every stage of a belief-map model (CPM, SimpleBaselines, hourglass)
-    for each record, in image pixels.
-
-    Each record is cropped around its box as in training (the margin of the model's card,
-    no augmentation), every ``stage_N`` output is decoded with the codec's decoder (after
-    averaging with the mirrored crop's maps when ``flip``), and the keypoints are mapped
-    back through the crop's matrix.
-
-    Args:
-        model: a kpose belief-map model, or any callable from images to a dict of
-            ``stage_N`` maps (then give ``input_size`` and ``codec``).
-        codec, margin, input_size: override the model card's (required for a model
-            without one; ``margin`` then defaults to 1.25).
-
-    Returns:
-        ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
-        for ``records[n]``.
-    """
-    skeleton = get_skeleton(skeleton)
-    if codec is None or input_size is None:
-        info = describe(model)
-        _check_skeleton(info.skeleton, skeleton)
-        codec = codec or info.codec
-        input_size = input_size or info.input_size
-        margin = info.margin if margin is None else margin
-    decoder = codec.decoder(method=method)
-
-    def stage_maps(images, training=False):
-        if flip:
-            return belief_maps_with_flip(model, images, skeleton)
-        outputs = model(images, training=False)
-        return outputs if isinstance(outputs, dict) else {"stage_1": outputs}
-
-    def decode(outputs):
-        return {name: decoder(maps).numpy() for name, maps in outputs.items()}
-
-    return predict_record_keypoints(stage_maps, records, skeleton,
-                                    input_size=input_size, decode=decode,
-                                    batch_size=batch_size,
-                                    margin=1.25 if margin is None else margin)
-
-
-def predict_record_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str,
-                             *, input_size: int | tuple[int, int], decode,
-                             batch_size: int = 32, margin: float = 1.25
-                             ) -> dict[str, np.ndarray]:
-    """Run a model over the records' top-down crops and bring its keypoints to image pixels.
-
-    Args:
-        model: callable on image batches ``(B, H, W, 3)``.
-        records: the persons; each is cropped around its box (no augmentation).
-        skeleton: their skeleton.
-        input_size: the model's input size.
-        decode: ``decode(outputs) -> {name: (B, K, C) array}`` with ``x, y`` in input
-            pixels in the first two columns (further columns, such as a score, are kept).
-        batch_size: crops per model call.
-        margin: box enlargement, as in training.
-
-    Returns:
-        ``{name: (N, K, C)}`` in image pixels, row ``n`` for ``records[n]``.
-    """
-    skeleton = get_skeleton(skeleton)
-    dataset = make_dataset(records, skeleton, input_size=input_size, target="none",
-                           batch_size=batch_size, margin=margin, with_meta=True)
-    found: dict[str, list[np.ndarray]] = {}
-    order = []
-    for images, _, meta in dataset:
-        matrices = meta["image_to_input"].numpy()
-        for name, keypoints in decode(model(images, training=False)).items():
-            found.setdefault(name, []).append(keypoints_to_image(keypoints, matrices))
-        order.append(meta["index"].numpy())
-    inverse = np.argsort(np.concatenate(order))
-    return {name: np.concatenate(parts)[inverse] for name, parts in found.items()}
-
-
 def stage_pck_report(predictions: dict[str, np.ndarray], records: Sequence[PoseRecord],
                      skeleton: Skeleton | str, *, alphas: Sequence[float] = (0.1, 0.2)
                      ) -> dict[str, dict]:
@@ -311,13 +234,6 @@ def stage_pck_report(predictions: dict[str, np.ndarray], records: Sequence[PoseR
             row[f"PCK@{alpha:g} per joint"] = result.per_part
         report[name] = row
     return report
-
-
-def _check_skeleton(model_skeleton: Skeleton, data_skeleton: Skeleton) -> None:
-    if model_skeleton.joint_names != data_skeleton.joint_names:
-        raise ValueError(f"the model predicts skeleton {model_skeleton.name!r} "
-                         f"({model_skeleton.num_joints} joints) but the data follow "
-                         f"{data_skeleton.name!r} ({data_skeleton.num_joints} joints)")
 
 
 def _pckh(predictions, truth, records, skeleton):

@@ -66,7 +66,7 @@ def inference_model(model_or_path):
     (:func:`kpose.runtime.load_exported`), so the file that ships is the one measured.
     """
     if isinstance(model_or_path, (str, Path)) and Path(model_or_path).suffix in EXPORTED:
-        from kpose.runtime import load_exported
+        from kpose.runtime import load_exported  # LiteRT / onnxruntime: only for files
 
         return load_exported(model_or_path)
     if not isinstance(model_or_path, keras.Model) and hasattr(model_or_path, "input_size"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from kpose.data.coco import read_coco
+from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData
 from kpose.data.synthetic import write_synthetic_dataset
 from kpose.evaluation import evaluate, mean_pose_baseline
@@ -21,7 +23,8 @@ from kpose.files import atomic_path
 from kpose.prediction import load_image, predict
 from kpose.skeletons import COCO_17
 from kpose.training import train
-from kpose.viz import plot_history, save_figure
+from kpose.viz import (draw_pose, plot_belief_maps, plot_history, relative_scores,
+                        save_figure)
 
 __all__ = ["quickstart"]
 
@@ -30,7 +33,7 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
                val_images: int = 200, steps: int = 2400, stages: int = 2,
                input_size: int = 128, width: float = 0.25, batch_size: int = 16,
                learning_rate: float = 1e-3,
-               seed: int = 0, overlays: int = 6, export: bool = True) -> dict:
+               seed: int = 0, overlays: int = 6, export: Callable | None = None) -> dict:
     """Run the whole pipeline on synthetic people and write everything under ``out_dir``.
 
     Args:
@@ -46,8 +49,10 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
             PCK@0.2 0.240 against 0.269).
         seed: seeds data, weights and augmentation.
         overlays: validation images to predict on and draw.
-        export: export the model to full-integer int8 TFLite (Edge TPU ready) and check
-            it against the Keras model on held-out people.
+        export: the exporter (``export.writer.export_model``, which ``kpose quickstart``
+            passes in: kpose itself never imports the deployment package) to write
+            full-integer int8 TFLite (Edge TPU ready) checked against the Keras model on
+            held-out people; ``None`` skips the export.
 
     Returns:
         The evaluation report, with ``"mean_pose_pck@0.2"`` and ``"seconds"`` added.
@@ -89,11 +94,9 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
     found = predict(model, [r.image_path for r in picked], [r.box for r in picked])
     written = _draw_overlays(picked, found, out_dir / "predictions")
 
-    if export:
-        from export.writer import export_model
-
+    if export is not None:
         print("[5/5] exporting to int8 TFLite and checking it against Keras", flush=True)
-        exported = export_model(out_dir / "run", out_dir / "export", quantize="int8",
+        exported = export(out_dir / "run", out_dir / "export", quantize="int8",
                                 calibration_data=val_data,
                                 calibration_samples=100, verify_samples=100)
         report["export"] = {"files": [str(p) for p in exported.files], **exported.report}
@@ -116,8 +119,6 @@ def quickstart(out_dir: str | Path = "kpose_quickstart", *, train_images: int = 
 
 def _belief_maps_figure(model, record, input_size: int):
     """Wrist and elbow belief maps of every stage for one held-out person."""
-    from kpose.data.pipeline import make_dataset
-    from kpose.viz import plot_belief_maps
 
     dataset = make_dataset([record], COCO_17, input_size=input_size, training=False,
                            batch_size=1)
@@ -129,7 +130,6 @@ def _belief_maps_figure(model, record, input_size: int):
 
 
 def _draw_overlays(records, keypoints: np.ndarray, folder: Path) -> list[Path]:
-    from kpose.viz import draw_pose, relative_scores
 
     written = []
     for record, found in zip(records, keypoints):

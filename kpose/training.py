@@ -33,11 +33,14 @@ import tensorflow as tf
 from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData, load_data_spec
 from kpose.distribute import resolve_strategy, scaled_learning_rate
-from kpose.evaluation import predict_record_keypoints, predict_stage_keypoints
+from kpose.data.crop_inference import predict_record_keypoints
 from kpose.files import atomic_path
-from kpose.metrics import pck
+from kpose.inference import predict_stage_keypoints
+from kpose.metrics import pck, pdj
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.card import describe, stage_outputs
+from kpose.models.deeppose import (build_deeppose_cascade, build_deeppose_inference,
+                                   train_deeppose_cascade)
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
 from kpose.runs import RunConfig, load_model, load_run_model
 
@@ -288,10 +291,6 @@ def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Pat
                     batch_size: int, learning_rate: float, lr_schedule: str, sigma: float,
                     seed: int, verbose: int, **model_options) -> tuple[keras.Model, dict]:
     """Train a DeepPose cascade stage by stage and write its run folder."""
-    from kpose.metrics import pdj
-    from kpose.models.deeppose import (build_deeppose_cascade, build_deeppose_inference,
-                                       train_deeppose_cascade)
-
     result = train_deeppose_cascade(train_data.records, train_data.skeleton, stages=stages,
                                     sigma=sigma, input_size=input_size, backbone=backbone,
                                     width=width, steps=steps, batch_size=batch_size,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from kpose.files import atomic_path
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["SIDE_COLOURS", "save_figure", "draw_pose", "plot_sample_grid", "relative_scores",
@@ -26,8 +27,6 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
     """Write ``figure`` to ``path`` (format from its suffix, e.g. PNG) through a temporary
     file that is renamed, so an interrupted write never leaves half a picture; parent
     folders are created. Returns ``path``."""
-    from kpose.files import atomic_path
-
     path = Path(path)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi)

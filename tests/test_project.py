@@ -1,8 +1,11 @@
-"""Project contracts: the README's two commands, CI running the test command, atomic files."""
+"""Project contracts: the README's two commands, CI running the test command, atomic files,
+the import layers."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,33 @@ def test_atomic_path_gives_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_import_contracts_hold_and_catch_an_upward_import(tmp_path):
+    """The layers in .importlinter hold for the package as it is; the same contracts on a
+    copy where the data layer imports training are reported broken."""
+    import shutil
+
+    linter = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+              "lint_imports_command()"]
+    kept = subprocess.run(linter, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert kept.returncode == 0, kept.stdout[-2000:]
+    for name in ("kpose", "export", ".importlinter"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    targets = tmp_path / "kpose" / "data" / "targets.py"
+    targets.write_text(targets.read_text() + "\nfrom kpose.training import train  # wrong\n")
+    broken = subprocess.run(linter, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert broken.returncode != 0
+    assert "BROKEN" in broken.stdout and "kpose.data.targets -> kpose.training" in broken.stdout
+
+
+def test_no_import_cycle_among_kpose_modules():
+    import grimp
+
+    graph = grimp.build_graph("kpose")
+    cycles = {tuple(sorted((module, imported))) for module in graph.modules
+              for imported in graph.find_modules_directly_imported_by(module)
+              if graph.chain_exists(importer=imported, imported=module)}
+    assert cycles == set()

@@ -7,6 +7,7 @@ import json
 import pytest
 from PIL import Image
 
+from export.writer import export_model
 from kpose.cli import main
 from kpose.quickstart import quickstart
 
@@ -15,7 +16,7 @@ from kpose.quickstart import quickstart
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart") / "out"
     report = quickstart(out, train_images=40, val_images=30, steps=8, stages=2,
-                        input_size=64, overlays=2)
+                        input_size=64, overlays=2, export=export_model)
     return out, report
 
 

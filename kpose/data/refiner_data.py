@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from kpose.data.augment import Augmentation
+from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
 from kpose.data.transforms import denormalise_keypoints, input_size_hw, joint_boxes
@@ -176,9 +177,6 @@ def predict_image_keypoints(model: Callable, records: Sequence[PoseRecord],
         ``{name: (N, K, 2)}`` float64 in image pixels, row ``n`` for ``records[n]``; a
         single-tensor model's output is named ``"keypoints"``.
     """
-    # Imported here: kpose.evaluation loads kpose.models, which loads this module.
-    from kpose.evaluation import predict_record_keypoints
-
     size = input_size_hw(input_size)
 
     def decode(outputs):

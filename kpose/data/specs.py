@@ -21,7 +21,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kpose.data.coco import read_coco
+from kpose.data.flic import read_flic
+from kpose.data.lsp import read_lsp
+from kpose.data.mpii import read_mpii
 from kpose.data.records import PoseRecord
+from kpose.data.synthetic import write_synthetic_dataset
 from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton
 
 __all__ = ["LoadedData", "load_data_spec", "cache_dir", "DATA_SPEC_HELP"]
@@ -74,15 +79,11 @@ def _arity(kind: str, parts: list[str], low: int, high: int, form: str) -> None:
 
 
 def _coco(parts):
-    from kpose.data.coco import read_coco
-
     _arity("coco", parts, 1, 2, "coco:ANNOTATIONS.json[:IMAGE_DIR]")
     return read_coco(parts[0], parts[1] if len(parts) > 1 else None), COCO_17
 
 
 def _mpii(parts):
-    from kpose.data.mpii import read_mpii
-
     _arity("mpii", parts, 1, 2, "mpii:ANNOTATIONS[:IMAGE_DIR]")
     return read_mpii(parts[0], parts[1] if len(parts) > 1 else None), MPII_16
 
@@ -96,24 +97,17 @@ def _lspet(parts):
 
 
 def _lsp_variant(variant, parts):
-    from kpose.data.lsp import read_lsp
-
     _arity(variant, parts, 2, 3, f"{variant}:joints.mat:IMAGE_DIR[:FIRST_INDEX]")
     first = _integer(parts[2], "FIRST_INDEX") if len(parts) == 3 else 1
     return read_lsp(parts[0], parts[1], variant=variant, first_index=first), LSP_14
 
 
 def _flic(parts):
-    from kpose.data.flic import read_flic
-
     _arity("flic", parts, 2, 2, "flic:examples.mat:IMAGE_DIR")
     return read_flic(parts[0], parts[1]), FLIC
 
 
 def _synthetic(parts, size):
-    from kpose.data.coco import read_coco
-    from kpose.data.synthetic import write_synthetic_dataset
-
     _arity("synthetic", parts, 0, 2, "synthetic[:N[:SEED]]")
     num = _integer(parts[0], "N") if parts else 1000
     seed = _integer(parts[1], "SEED") if len(parts) > 1 else 0
