@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kpose.data import synthetic
+from kpose.data.synthetic import dataset, scene
 from kpose.data.synthetic import SyntheticConfig, render_person, write_synthetic_dataset
 from kpose.skeletons import COCO_17
 
@@ -20,7 +20,7 @@ NUM_SAMPLES = 200
 @pytest.fixture(scope="module")
 def samples():
     """200 rendered people: keypoints (N, 17, 3), boxes (N, 4), true joint xy (N, 17, 2)."""
-    scenes = [synthetic._render_scene(np.random.default_rng([123, i]), SIZE, SyntheticConfig())
+    scenes = [scene._render_scene(np.random.default_rng([123, i]), SIZE, SyntheticConfig())
               for i in range(NUM_SAMPLES)]
     return (np.stack([s.keypoints for s in scenes]), np.array([s.box for s in scenes]),
             np.stack([s.joints_xy for s in scenes]))
@@ -158,14 +158,14 @@ def test_front_facing_person_has_left_shoulder_on_image_right(samples):
 
 
 def test_interrupted_run_leaves_no_json(tmp_path, monkeypatch):
-    real = synthetic._render_for_file
+    real = dataset._render_for_file
 
     def fail_on_third(seed, index, size, config):
         if index == 2:
             raise KeyboardInterrupt
         return real(seed, index, size, config)
 
-    monkeypatch.setattr(synthetic, "_render_for_file", fail_on_third)
+    monkeypatch.setattr(dataset, "_render_for_file", fail_on_third)
     with pytest.raises(KeyboardInterrupt):
         write_synthetic_dataset(tmp_path, 5, size=64, progress=False)
     assert not (tmp_path / "person_keypoints.json").exists()
