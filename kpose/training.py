@@ -39,8 +39,8 @@ from kpose.inference import predict_stage_keypoints
 from kpose.metrics import pck, pdj
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.card import describe, stage_outputs
-from kpose.models.deeppose import (build_deeppose_cascade, build_deeppose_inference,
-                                   train_deeppose_cascade)
+from kpose.deeppose_training import train_deeppose_cascade
+from kpose.models.deeppose import build_deeppose_cascade, build_deeppose_inference
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
 from kpose.runs import RunConfig, load_model, load_run_model
 
@@ -73,7 +73,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` (belief-map
             models, :func:`kpose.models.families.build_heatmap_model`) or
             ``"deeppose"``. A DeepPose run trains stage 1 and then one
-            refiner per further stage (:func:`kpose.models.train_deeppose_cascade`) for
+            refiner per further stage (:func:`kpose.deeppose_training.train_deeppose_cascade`) for
             ``epochs * steps_per_epoch`` steps each, and saves the one-graph cascade as
             ``model.keras`` and every stage in ``stages/``; it runs on one device and does
             not resume.

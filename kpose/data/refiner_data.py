@@ -25,7 +25,6 @@ Public: :func:`joint_boxes` (box geometry shared with the in-graph
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,7 +35,8 @@ from kpose.data.augment import Augmentation
 from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.pipeline import make_dataset
 from kpose.data.records import PoseRecord
-from kpose.data.transforms import denormalise_keypoints, input_size_hw, joint_boxes
+from kpose.data.transforms import (check_sigma, check_torso, denormalise_keypoints,
+                                   input_size_hw, joint_boxes)
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["JointErrorDistribution", "joint_error_distribution",
@@ -346,24 +346,6 @@ def refiner_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def check_torso(skeleton: Skeleton) -> None:
-    """Raise ``ValueError`` unless ``skeleton`` has two distinct torso joints (diam(y))."""
-    torso = tuple(getattr(skeleton, "torso", ()) or ())
-    if len(torso) != 2 or len(set(torso)) != 2:
-        raise ValueError(
-            f"skeleton {getattr(skeleton, 'name', skeleton)!r} has no torso joint pair "
-            f"(torso={torso!r}); DeepPose's refinement box side sigma * diam(y) needs two "
-            "distinct torso joints, e.g. left shoulder and right hip")
-
-
-def check_sigma(sigma) -> None:
-    """Raise ``ValueError`` unless ``sigma`` (box side in torso diameters) is positive."""
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be a positive number of torso diameters (the paper: 2 "
-                         f"for LSP, 1 for FLIC), got {sigma!r}")
 
 
 def _torso_diameters(keypoints: np.ndarray, skeleton: Skeleton):

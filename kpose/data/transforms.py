@@ -19,7 +19,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = [
+from kpose.skeletons import Skeleton
+
+__all__ = ["check_torso", "check_sigma", 
     "crop_box",
     "crop_matrix",
     "augmentation_matrix",
@@ -262,3 +264,21 @@ def _as_3x3(matrix: np.ndarray) -> np.ndarray:
         raise ValueError(f"image_to_input must be (..., 3, 3) or (..., 2, 3), got {matrix.shape}")
     bottom = np.broadcast_to(np.array([0.0, 0.0, 1.0]), matrix.shape[:-2] + (1, 3))
     return np.concatenate([matrix, bottom], axis=-2)
+
+
+def check_torso(skeleton: Skeleton) -> None:
+    """Raise ``ValueError`` unless ``skeleton`` has two distinct torso joints (diam(y))."""
+    torso = tuple(getattr(skeleton, "torso", ()) or ())
+    if len(torso) != 2 or len(set(torso)) != 2:
+        raise ValueError(
+            f"skeleton {getattr(skeleton, 'name', skeleton)!r} has no torso joint pair "
+            f"(torso={torso!r}); DeepPose's refinement box side sigma * diam(y) needs two "
+            "distinct torso joints, e.g. left shoulder and right hip")
+
+
+def check_sigma(sigma) -> None:
+    """Raise ``ValueError`` unless ``sigma`` (box side in torso diameters) is positive."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be a positive number of torso diameters (the paper: 2 "
+                         f"for LSP, 1 for FLIC), got {sigma!r}")

@@ -5,10 +5,9 @@ SimpleBaselines and Stacked Hourglass; each carries a model card (:mod:`kpose.mo
 from kpose.models.belief_merging import flip_belief_maps, predict_belief_maps
 from kpose.models.card import ModelCard, ModelInfo, describe, model_family, stage_outputs
 from kpose.models.cpm import build_cpm, build_cpm_inference, compile_cpm, receptive_field
-from kpose.models.deeppose import (DeepPoseTraining, build_deeppose, build_deeppose_cascade,
+from kpose.models.deeppose import (build_deeppose, build_deeppose_cascade,
                                    build_deeppose_inference, build_deeppose_refiner,
-                                   build_refinement_step, compile_deeppose,
-                                   train_deeppose_cascade, with_visibility_targets)
+                                   build_refinement_step, compile_deeppose)
 from kpose.models.families import RECIPES, build_heatmap_model
 from kpose.models.heatmaps import build_heatmap_inference, compile_belief_model
 from kpose.models.hourglass import build_hourglass
@@ -25,6 +24,5 @@ __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
            "predict_belief_maps", "flip_belief_maps",
            "build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
            "build_deeppose_inference",
-           "build_refinement_step", "compile_deeppose", "with_visibility_targets",
-           "train_deeppose_cascade", "DeepPoseTraining", "JointCrops", "JointBoxes",
+           "build_refinement_step", "compile_deeppose", "JointCrops", "JointBoxes",
            "RefineJoints", "float32_model", "uses_mixed_precision"]
