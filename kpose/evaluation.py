@@ -164,7 +164,7 @@ def _stage_label(name: str) -> str:
 def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, label: str):
     """Ground truth (left) beside the prediction (right, true joints as white crosses),
     both zoomed to the person box enlarged by a quarter."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: loaded only to draw
 
     from kpose.viz import draw_pose, relative_scores  # matplotlib: loaded only to draw
 

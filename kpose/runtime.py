@@ -154,7 +154,7 @@ def read_model_json(path: str | os.PathLike) -> dict:
 
 def read_tflite_metadata(model: bytes) -> dict | None:
     """The JSON kpose embedded in a ``.tflite`` flatbuffer, or ``None`` if it has none."""
-    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema  # only when reading a file
 
     root = schema.Model.GetRootAs(model, 0)
     for index in range(root.MetadataLength()):
@@ -172,7 +172,7 @@ def raw_runner(path: str | os.PathLike, *, threads: int | None = None):
     ``.onnx`` in onnxruntime (CPU), each with ``threads`` CPU threads if given."""
     path = Path(path)
     if path.suffix.lower() == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # LiteRT only for .tflite files
 
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
@@ -187,7 +187,7 @@ def raw_runner(path: str | os.PathLike, *, threads: int | None = None):
         return run
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"{path}: expected a .tflite or .onnx file")
-    import onnxruntime
+    import onnxruntime  # only for .onnx files
 
     options = onnxruntime.SessionOptions()
     if threads:

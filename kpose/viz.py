@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from kpose.files import atomic_path
 from kpose.skeletons import Skeleton, get_skeleton
@@ -289,8 +290,6 @@ def plot_refinement(image: np.ndarray, stage_keypoints: Sequence[np.ndarray],
     skeleton = get_skeleton(skeleton)
     if not stage_keypoints:
         raise ValueError("stage_keypoints is empty: give one (K, 2) estimate per stage")
-    from matplotlib.patches import Rectangle
-
     stages = [np.asarray(k, np.float32)[:, :2] for k in stage_keypoints]
     figure = Figure(figsize=(3.2 * len(stages), 3.4))
     axes = figure.subplots(1, len(stages), squeeze=False)[0]

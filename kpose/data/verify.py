@@ -22,7 +22,7 @@ def find_unreadable_images(paths: Sequence[str], *, progress: bool = True) -> di
     """
     bar = None
     if progress and len(paths) > 200:
-        from keras.utils import Progbar
+        from keras.utils import Progbar  # Keras (and TensorFlow) only for long checks
 
         bar = Progbar(len(paths), unit_name="image")
     bad: dict[str, str] = {}
