@@ -16,9 +16,9 @@ import numpy as np
 from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.records import PoseRecord
 from kpose.data.specs import LoadedData, load_data_spec
+from kpose.inference import check_model_skeleton, predict_stage_keypoints
 from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pck_curve, pckh,
                            pcp, pdj)
-from kpose.inference import check_model_skeleton, predict_stage_keypoints
 from kpose.models.card import describe, stage_outputs
 from kpose.prediction import EXPORTED, inference_model, input_size_of, load_image
 from kpose.runs import load_run_model
@@ -76,7 +76,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
                              "models (CPM, SimpleBaselines, hourglass) only")
         keypoint_model = inference_model(model)
         check_model_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
-                        else describe(keypoint_model).skeleton, skeleton)
+                             else describe(keypoint_model).skeleton, skeleton)
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
             decode=lambda outputs: {"keypoints": np.asarray(outputs)},
@@ -164,9 +164,10 @@ def _stage_label(name: str) -> str:
 def _pose_figure(record: PoseRecord, predicted: np.ndarray, skeleton: Skeleton, label: str):
     """Ground truth (left) beside the prediction (right, true joints as white crosses),
     both zoomed to the person box enlarged by a quarter."""
-    from matplotlib.figure import Figure  # matplotlib: loaded only to draw
+    # matplotlib: loaded only to draw.
+    from matplotlib.figure import Figure
 
-    from kpose.viz import draw_pose, relative_scores  # matplotlib: loaded only to draw
+    from kpose.viz import draw_pose, relative_scores
 
     image = load_image(record.image_path)
     predicted = np.asarray(predicted, np.float32)

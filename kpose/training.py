@@ -30,18 +30,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData, load_data_spec
+from kpose.deeppose_training import train_deeppose_cascade
 from kpose.distribute import resolve_strategy, scaled_learning_rate
-from kpose.data.crop_inference import predict_record_keypoints
 from kpose.files import atomic_path
 from kpose.inference import predict_stage_keypoints
 from kpose.metrics import pck, pdj
-from kpose.multiworker import fit_multiworker, is_chief
 from kpose.models.card import describe, stage_outputs
-from kpose.deeppose_training import train_deeppose_cascade
 from kpose.models.deeppose import build_deeppose_cascade, build_deeppose_inference
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
+from kpose.multiworker import fit_multiworker, is_chief
 from kpose.runs import RunConfig, load_model, load_run_model
 
 __all__ = ["RunConfig", "train", "load_model", "load_run_model", "ValidationPCK", "RunCheckpoint"]
@@ -50,7 +50,8 @@ MODELS = ("cpm", "simplebaseline", "hourglass", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
 # The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px; SimpleBaselines
 # and the hourglass at 256 px (the hourglass with 2 stacks, the CPU-friendly end of 2-8).
-_DEFAULTS = {"cpm": {"stages": 6, "input_size": 368}, "deeppose": {"stages": 3, "input_size": 220},
+_DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
+             "deeppose": {"stages": 3, "input_size": 220},
              "simplebaseline": {"stages": 1, "input_size": 256},
              "hourglass": {"stages": 2, "input_size": 256}}
 # DeepPose's sigma is its refinement box side in torso diameters.
@@ -72,8 +73,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     Args:
         model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` (belief-map
             models, :func:`kpose.models.families.build_heatmap_model`) or
-            ``"deeppose"``. A DeepPose run trains stage 1 and then one
-            refiner per further stage (:func:`kpose.deeppose_training.train_deeppose_cascade`) for
+            ``"deeppose"``. A DeepPose run trains stage 1 and then one refiner per further
+            stage (:func:`kpose.deeppose_training.train_deeppose_cascade`) for
             ``epochs * steps_per_epoch`` steps each, and saves the one-graph cascade as
             ``model.keras`` and every stage in ``stages/``; it runs on one device and does
             not resume.
