@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPM decoder in the graph (default: taylor for float, "
                              "local_centroid for int8 and the Edge TPU)")
     parser.add_argument("--skeleton", default=None,
-                        help="the model's skeleton when its run folder does not record it")
+                        help="check that the model predicts this skeleton (it says its own "
+                        "in its model card)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (>= 13)")
     parser.add_argument("--latency-runs", type=int, default=50,
                         help="single-image runs per latency median (default 50)")

@@ -1,14 +1,16 @@
 """Which model is being exported, and the batch-1 graphs that go into the files.
 
-:func:`load_pose_model` opens a ``.keras`` file or a run folder and says what it is: a CPM
-(outputs ``stage_1`` ... ``stage_T``) or DeepPose (stage 1 or a cascade, output
-``keypoints`` normalised to the image), with its skeleton and input size.
+:func:`load_pose_model` opens a ``.keras`` file or a run folder and reads what it is from
+its model card (:func:`kpose.models.card.describe`): a belief-map model (CPM,
+SimpleBaselines, hourglass: outputs ``stage_1`` ... ``stage_T``) or DeepPose (stage 1 or
+a cascade, output ``keypoints`` normalised to the image), with its skeleton, codec and
+input size.
 
 :func:`keypoint_graph` builds the graph of a keypoint export: image ``(1, H, W, 3)``
-float32 RGB 0..255 in, keypoints ``(1, K, 3)`` out, the same layout for both families:
+float32 RGB 0..255 in, keypoints ``(1, K, 3)`` out, the same layout for every family:
 
-- CPM: the last stage's belief maps through :class:`~kpose.models.layers.HeatmapDecoder`
-  (``x, y`` and score = the map's maximum).
+- belief maps: the last stage through its codec's
+  :class:`~kpose.decoding.HeatmapDecoder` (``x, y`` and score = the map's maximum).
 - DeepPose: the cascade as it is (its joint crops are already inside the graph), its
   normalised coordinates ``x_n = (u - (W - 1) / 2) / W`` turned into input pixels
   ``u = W x_n + (W - 1) / 2``, and score = 1, or the visibility probability when stage 1
@@ -18,7 +20,7 @@ With ``frame="fraction"`` (int8 exports) ``x, y`` are ``(u + 0.5) / W`` instead:
 and score all lie in about [0, 1] and share one int8 scale; in pixels the score would be
 quantised in steps of ``W / 255`` px.
 
-:func:`raw_graph` builds a ``--raw-outputs`` export: CPM belief maps of the last stage, or
+:func:`raw_graph` builds a ``--raw-outputs`` export: the last stage's belief maps, or
 DeepPose's normalised coordinates.
 """
 
@@ -151,7 +153,7 @@ def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pi
     """Image in, keypoints ``(B, K, 3)`` out (module docstring); shares ``pose``'s weights.
 
     Args:
-        decoder: CPM decoding method (:data:`~kpose.models.layers.DECODING_METHODS`).
+        decoder: belief-map decoding method (:data:`~kpose.decoding.DECODING_METHODS`).
         frame: ``"pixels"`` or ``"fraction"`` for ``x, y``.
         edgetpu: build the CPM's center map so that the graph maps onto the Edge TPU.
     """
@@ -172,7 +174,7 @@ def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pi
 
 
 def raw_graph(pose: PoseModel, *, edgetpu: bool = False) -> keras.Model:
-    """Image in; the last CPM stage's belief maps ``(B, h, w, K + 1)``, or DeepPose's
+    """Image in; the last stage's belief maps ``(B, h, w, C)``, or DeepPose's
     normalised coordinates ``(B, K, 2)``, out. Options as in :func:`keypoint_graph`."""
     image = keras.Input((*pose.input_size, 3), name="image")
     if pose.heatmaps:

@@ -79,7 +79,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
             instead of keypoints.
         io_type: ``"uint8"`` or ``"int8"`` input and output of an int8 file.
         decoder: CPM decoder inside the graph (default: see the module docstring).
-        skeleton: the model's skeleton when it cannot be told from the model or its run.
+        skeleton: optional check: the skeleton the model must carry in its card.
         opset: ONNX opset (>= 13).
         latency_runs: single-image runs per latency median.
         verbose: print the report.
