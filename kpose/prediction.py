@@ -48,10 +48,11 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
         boxes = [(-0.5, -0.5, a.shape[1], a.shape[0]) for a in arrays]
     if len(boxes) != len(arrays):
         raise ValueError(f"got {len(arrays)} images but {len(boxes)} boxes")
+    boxes = [_box(box, i, arrays[i].shape[:2]) for i, box in enumerate(boxes)]
     results = []
     for start in range(0, len(arrays), batch_size):
         chunk = range(start, min(start + batch_size, len(arrays)))
-        matrices = [crop_matrix(_box(boxes[i], i), (height, width), margin) for i in chunk]
+        matrices = [crop_matrix(boxes[i], (height, width), margin) for i in chunk]
         crops = tf.stack([warp_image(arrays[i], m, (height, width))
                           for i, m in zip(chunk, matrices)])
         keypoints = np.asarray(model(crops, training=False))
@@ -114,8 +115,14 @@ def load_image(image) -> np.ndarray:
     return array
 
 
-def _box(box, index: int) -> np.ndarray:
+def _box(box, index: int, image_size: tuple[int, int]) -> np.ndarray:
+    """``boxes[index]`` as ``(x, y, w, h)``, refused when malformed or off its image."""
     box = np.asarray(box, np.float64)
     if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"boxes[{index}] must be (x, y, w, h) with w, h > 0, got {box.tolist()}")
+    height, width = image_size
+    x, y, w, h = box
+    if x + w <= -0.5 or y + h <= -0.5 or x >= width - 0.5 or y >= height - 0.5:
+        raise ValueError(f"boxes[{index}] {box.tolist()} lies outside its image "
+                         f"({width} x {height} px)")
     return box

@@ -181,6 +181,9 @@ def test_predict_names_a_corrupt_image_and_a_bad_box(run, people, tmp_path):
         predict(out, [people.records[0].image_path], [(0, 0, 0, 10)])
     with pytest.raises(ValueError, match="got 1 images but 2 boxes"):
         predict(out, [people.records[0].image_path], [(0, 0, 5, 5)] * 2)
+    with pytest.raises(ValueError, match=r"boxes\[0\] \[5000.0, 5000.0, 100.0, 100.0\] "
+                                         r"lies outside its image \(96 x 96 px\)"):
+        predict(out, [people.records[0].image_path], [(5000, 5000, 100, 100)])
 
 
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, people):
