@@ -13,8 +13,8 @@ for line in (HERE / "kpose" / "__init__.py").read_text().splitlines():
 setup(
     name="kpose",
     version=version["__version__"],
-    description="DeepPose and Convolutional Pose Machines in Keras 3: train in Colab, "
-                "export to TFLite, the Edge TPU and ONNX.",
+    description="DeepPose, CPM, SimpleBaselines and Stacked Hourglass in Keras 3: train in "
+                "Colab, export to TFLite, the Edge TPU and ONNX.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",

@@ -1,4 +1,5 @@
-"""kpose: DeepPose and Convolutional Pose Machines in Keras, from Colab to phones and Edge TPUs.
+"""kpose: human pose estimation in Keras (DeepPose, Convolutional Pose Machines, SimpleBaselines,
+Stacked Hourglass), from Colab to phones and Edge TPUs.
 
 ``import kpose`` is light (no TensorFlow); ``kpose.train``, ``kpose.evaluate``,
 ``kpose.predict`` and ``kpose.load_model`` load TensorFlow on first use.

@@ -34,7 +34,8 @@ def _build_parser() -> argparse.ArgumentParser:
     from kpose import __version__
 
     parser = argparse.ArgumentParser(
-        prog="kpose", description="DeepPose and Convolutional Pose Machines in Keras.")
+        prog="kpose", description="Human pose estimation in Keras: DeepPose, Convolutional "
+        "Pose Machines, SimpleBaselines and Stacked Hourglass.")
     parser.add_argument("--version", action="version", version=f"kpose {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
