@@ -27,7 +27,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kpose.losses import BeliefMapLoss
 
 __all__ = ["multiworker_strategy", "is_chief", "fit_multiworker"]
 
@@ -57,7 +56,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy, dataset_fn, *,
                     epochs: int, initial_epoch: int, steps_per_epoch: int,
                     global_batch: int, callbacks=(), verbose: bool = True) -> dict:
-    """Train a compiled CPM with a custom distributed loop.
+    """Train a compiled belief-map model (CPM, SimpleBaselines, hourglass) with a custom
+    distributed loop.
 
     Args:
         model: built and compiled under ``strategy.scope()`` (its ``loss`` dict names the
@@ -74,7 +74,8 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy, datase
         ``{metric: [value per epoch]}``.
     """
     supervised = sorted(model.loss, key=lambda name: int(name.split("_")[1]))
-    loss_fn = BeliefMapLoss()
+    # The losses the model was compiled with (foreground weighting and all), per stage.
+    losses = {name: model.loss[name] for name in supervised}
     optimizer = model.optimizer
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)
@@ -82,9 +83,9 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy, datase
     def replica_step(images, targets):
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
-            per_stage = [tf.nn.compute_average_loss(loss_fn.call(targets[name], outputs[name]),
-                                                    global_batch_size=global_batch)
-                         for name in supervised]
+            per_stage = [tf.nn.compute_average_loss(
+                losses[name].call(targets[name], outputs[name]), global_batch_size=global_batch)
+                for name in supervised]
             loss = tf.add_n(per_stage)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
