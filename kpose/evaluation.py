@@ -20,7 +20,8 @@ from kpose.inference import check_model_skeleton, predict_stage_keypoints
 from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pck_curve, pckh,
                            pcp, pdj)
 from kpose.models.card import describe, stage_outputs
-from kpose.prediction import EXPORTED, inference_model, input_size_of, load_image
+from kpose.prediction import (EXPORTED, crop_margin, inference_model, input_size_of,
+                              load_image)
 from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
 
@@ -80,7 +81,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
             decode=lambda outputs: {"keypoints": np.asarray(outputs)},
-            margin=getattr(keypoint_model, "margin", 1.25))
+            margin=crop_margin(keypoint_model))
         last = stages["keypoints"]
     truth = np.stack([r.keypoints for r in records])
     final = {}

@@ -15,7 +15,8 @@ from kpose.models.deeppose import build_deeppose_inference
 from kpose.models.heatmaps import build_heatmap_inference
 from kpose.runs import load_run_model
 
-__all__ = ["predict", "inference_model", "input_size_of", "load_image", "EXPORTED"]
+__all__ = ["predict", "inference_model", "input_size_of", "crop_margin", "load_image",
+           "EXPORTED"]
 
 # Exported model files that kpose runs directly.
 EXPORTED = (".tflite", ".onnx")
@@ -41,7 +42,7 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
     """
     model = inference_model(model_or_path)
     if margin is None:
-        margin = getattr(model, "margin", 1.25)
+        margin = crop_margin(model)
     height, width = input_size_of(model)
     arrays = [load_image(image) for image in images]
     if boxes is None:
@@ -82,8 +83,15 @@ def inference_model(model_or_path):
         keypoints = build_heatmap_inference(model_or_path)
     else:
         keypoints = build_deeppose_inference(model_or_path)
-    keypoints.margin = info.margin
     return keypoints
+
+
+def crop_margin(model) -> float:
+    """The box enlargement ``model`` was trained with: its card's, or an exported file's
+    ``model.json`` (1.25 for exports that predate it)."""
+    if isinstance(model, keras.Model):
+        return describe(model).margin
+    return float(getattr(model, "margin", 1.25))
 
 
 def input_size_of(model) -> tuple[int, int]:

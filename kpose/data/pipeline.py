@@ -190,18 +190,16 @@ def make_dataset(
             colour = batch["colour"]
             images = jitter_colour(images, colour[:, 0], colour[:, 1], colour[:, 2])
         keypoints = batch["keypoints"]
-        if codec is not None and target in ("belief_maps", "coords"):
-            encoded = codec.encode(keypoints, size)
-            targets = encoded if num_stages is None or target == "coords" else {
-                f"stage_{t}": encoded for t in range(1, num_stages + 1)}
-        elif target == "belief_maps":
-            maps = belief_maps(keypoints, size, stride=stride, sigma=sigma)
-            targets = maps if num_stages is None else {
-                f"stage_{t}": maps for t in range(1, num_stages + 1)}
-        elif target == "coords":
-            targets = coordinate_targets(keypoints, size)
-        else:
+        if target == "none":
             targets = keypoints
+        elif codec is not None:
+            targets = codec.encode(keypoints, size)
+        elif target == "belief_maps":
+            targets = belief_maps(keypoints, size, stride=stride, sigma=sigma)
+        else:
+            targets = coordinate_targets(keypoints, size)
+        if num_stages is not None:  # belief maps only (checked above)
+            targets = {f"stage_{t}": targets for t in range(1, num_stages + 1)}
         if with_meta:
             meta = {"index": batch["index"], "image_to_input": batch["image_to_input"],
                     "keypoints": keypoints}
