@@ -19,6 +19,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["kpose", "kpose.*", "export", "export.*"]),
+    package_data={"kpose": ["weights/*.json", "weights/*.npz"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",

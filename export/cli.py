@@ -1,8 +1,9 @@
 """``kpose-export``: the command line of :func:`export.writer.export_model`.
 
-    kpose-export MODEL.keras|RUN_DIR --tflite [--quantize {none,float16,dynamic,int8}]
-                 [--edgetpu] [--onnx] [--calibration-data SPEC] [--calibration-samples 200]
-                 [--raw-outputs] --out DIR
+    kpose-export MODEL.keras|RUN_DIR|pretrained:NAME --tflite
+                 [--quantize {none,float16,dynamic,int8}] [--edgetpu] [--onnx]
+                 [--calibration-data SPEC] [--calibration-samples 200] [--raw-outputs]
+                 --out DIR
 
 Exit status: 0 when every file passed its check, 1 when a file was written but failed a
 check (the report says which), 2 for bad input (one line on stderr, nothing written).
@@ -22,10 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="kpose-export",
-        description="Export a kpose model (CPM or DeepPose) to TFLite and/or ONNX with the "
+        description="Export a kpose model (any family) to TFLite and/or ONNX with the "
                     "keypoint decoding inside the graph, and check every file against "
                     "Keras on held-out images.")
-    parser.add_argument("model", help="a .keras model file or a kpose run folder")
+    parser.add_argument("model", help="a .keras model file, a kpose run folder, or "
+                        "pretrained:NAME (a model shipped with kpose)")
     parser.add_argument("--out", required=True, help="export folder (new, empty, or a "
                         "previous export, which is replaced)")
     parser.add_argument("--tflite", action="store_true", help="write model.tflite")

@@ -39,7 +39,9 @@ from kpose.decoding import DECODING_METHODS, HeatmapDecoder
 from kpose.models.card import ModelInfo, describe, stage_outputs
 from kpose.models.layers import CenterMap
 from kpose.models.precision import float32_model
+from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
+from kpose.zoo import is_pretrained, pretrained
 
 __all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph"]
 
@@ -93,19 +95,24 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
     """Open and identify the model to export.
 
     Args:
-        model: a ``keras.Model``, a ``.keras`` file, or a kpose run folder
-            (``config.json`` + ``model.keras`` or ``checkpoints/last.keras``).
+        model: a ``keras.Model``, a ``.keras`` file, a kpose run folder
+            (``config.json`` + ``model.keras`` or ``checkpoints/last.keras``) or
+            ``"pretrained:NAME"`` (a model shipped with kpose).
         skeleton: optional; must name the skeleton the model carries in its card.
 
     Raises:
         ExportError: not a Keras model, not a kpose model, or another skeleton.
     """
-    from kpose.runs import load_run_model
-
     config = None
     source = None
     if isinstance(model, keras.Model):
         network = model
+    elif is_pretrained(model):
+        source = model
+        try:
+            network = pretrained(model)
+        except ValueError as error:
+            raise ExportError(str(error)) from None
     else:
         path = Path(model)
         source = str(path)

@@ -64,7 +64,8 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
     """Export a kpose model and check every file against Keras.
 
     Args:
-        model: ``.keras`` file, run folder, or ``keras.Model`` (CPM or DeepPose).
+        model: ``.keras`` file, run folder, ``"pretrained:NAME"`` (a model shipped with
+            kpose) or ``keras.Model``, of any kpose family.
         out: export folder; must not exist, be empty, or hold only a previous export.
         tflite: write ``model.tflite``.
         quantize: ``"none"``, ``"float16"``, ``"dynamic"`` or ``"int8"`` (full integer).

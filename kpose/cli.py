@@ -8,6 +8,7 @@ argument errors answer at once, without loading TensorFlow.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -102,12 +103,17 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--paper", action="store_true",
                      help="the paper's model as published (no BatchNorm in the CPM, plain "
                      "squared-error loss) instead of kpose's training recipe")
+    fit.add_argument("--option", action="append", type=_parse_option, default=[],
+                     metavar="KEY=VALUE", help="another option of the family's builder, "
+                     "e.g. depth=34 or deconv_filters=128 (repeatable; VALUE is read as "
+                     "JSON, else as text)")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)
 
     score = commands.add_parser("evaluate", help="score a model on a data set")
-    score.add_argument("model", help="a .keras file, a run folder, or an exported .tflite/.onnx")
+    score.add_argument("model", help="a .keras file, a run folder, pretrained:NAME (a shipped "
+                       "model), or an exported .tflite/.onnx")
     score.add_argument("--data", required=True, help=DATA_SPEC_HELP)
     score.add_argument("--flip", action="store_true",
                        help="average each prediction with that of the mirrored image")
@@ -120,7 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
     score.set_defaults(run=_run_evaluate)
 
     guess = commands.add_parser("predict", help="keypoints for images, as JSON and overlays")
-    guess.add_argument("model", help="a .keras file, a run folder, or an exported .tflite/.onnx")
+    guess.add_argument("model", help="a .keras file, a run folder, pretrained:NAME (a shipped "
+                       "model), or an exported .tflite/.onnx")
     guess.add_argument("images", nargs="+", type=Path)
     guess.add_argument("--box", action="append", type=_parse_box,
                        help="person box x,y,w,h (once per image; default: whole image)")
@@ -173,14 +180,12 @@ def _run_train(args: argparse.Namespace) -> int:
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
           sigma=args.sigma, seed=args.seed,
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
-          paper=args.paper)
+          paper=args.paper, **dict(args.option))
     print(f"wrote {args.out / 'model.keras'}")
     return 0
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from kpose.evaluation import evaluate
 
     if args.plot_samples < 0:
@@ -202,9 +207,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import json
-
-
     from kpose.prediction import inference_model, load_image, predict
     from kpose.runs import load_run_model
 
@@ -235,6 +237,16 @@ def _run_predict(args: argparse.Namespace) -> int:
             target = save_figure(figure, args.out / f"{path.stem}_pose.png")
             print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"an option is KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _parse_box(text: str) -> tuple[float, float, float, float]:

@@ -14,6 +14,7 @@ import keras
 
 import kpose.models  # noqa: F401  (registers kpose's layers for keras.saving.load_model)
 from kpose.files import atomic_path
+from kpose.zoo import is_pretrained, pretrained
 
 __all__ = ["RunConfig", "load_model", "load_run_model"]
 
@@ -64,8 +65,9 @@ class RunConfig:
 
 
 def load_model(model_or_run: str | Path) -> keras.Model:
-    """A saved kpose model: a ``.keras`` file, or a run folder's ``model.keras`` (else its
-    last checkpoint). ``kpose.load_model`` imports kpose's layers first; plain
+    """A saved kpose model: a ``.keras`` file, a run folder's ``model.keras`` (else its
+    last checkpoint), or ``"pretrained:NAME"``, a model shipped with kpose
+    (:func:`kpose.zoo.pretrained`). ``kpose.load_model`` imports kpose's layers first; plain
     ``keras.saving.load_model`` needs ``import kpose.models`` before it for the same
     reason.
 
@@ -77,7 +79,10 @@ def load_model(model_or_run: str | Path) -> keras.Model:
 
 
 def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | None]:
-    """Load ``model.keras`` (or the last checkpoint) of a run folder, or a ``.keras`` file."""
+    """Load ``model.keras`` (or the last checkpoint) of a run folder, a ``.keras`` file or
+    a shipped ``"pretrained:NAME"`` model (no run config)."""
+    if is_pretrained(model_or_run):
+        return pretrained(model_or_run), None
     path = Path(model_or_run)
     if path.is_dir():
         config = RunConfig.load(path / "config.json") if (path / "config.json").is_file() \

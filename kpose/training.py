@@ -20,6 +20,7 @@ at any moment leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import shutil
@@ -135,6 +136,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         except TypeError:
             raise ValueError(f"model option {name}={type(value).__name__} cannot be recorded in "
                              "config.json; model options must be plain JSON values") from None
+    _check_model_options(model, model_options)
     stages = _DEFAULTS[model]["stages"] if stages is None else stages
     input_size = _DEFAULTS[model]["input_size"] if input_size is None else input_size
     out_dir = Path(out_dir)
@@ -162,6 +164,19 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                       resume=resume, initial_epoch=initial_epoch, best=best, verbose=verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _check_model_options(model: str, options: dict) -> None:
+    """Refuse builder options the family's builder does not take (or that ``train`` sets
+    through its own arguments), naming those it does take."""
+    builder = train_deeppose_cascade if model == "deeppose" else HEATMAP_BUILDERS[model]
+    own = set(inspect.signature(train).parameters) | {"skeleton", "stacks", "records", "steps"}
+    taken = {name for name, parameter in inspect.signature(builder).parameters.items()
+             if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in own}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        raise ValueError(f"the {model} builder has no option {', '.join(unknown)}; it takes "
+                         f"{', '.join(sorted(taken))}")
 
 
 def _check_numbers(*, learning_rate, width, sigma, **counts) -> None:
