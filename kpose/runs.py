@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 
 import kpose.models  # noqa: F401  (registers kpose's layers for keras.saving.load_model)
+from kpose.checkpoints import last_checkpoint
 from kpose.files import atomic_path
 from kpose.zoo import is_pretrained, pretrained
 
@@ -87,8 +88,8 @@ def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | N
     if path.is_dir():
         config = RunConfig.load(path / "config.json") if (path / "config.json").is_file() \
             else None
-        for candidate in (path / "model.keras", path / "checkpoints" / "last.keras"):
-            if candidate.is_file():
+        for candidate in (path / "model.keras", last_checkpoint(path / "checkpoints")):
+            if candidate is not None and candidate.is_file():
                 return keras.saving.load_model(candidate), config
         raise FileNotFoundError(f"{path} holds neither model.keras nor checkpoints/last.keras")
     if not path.is_file():

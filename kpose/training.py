@@ -5,32 +5,38 @@ A run folder holds everything about one training run:
 ```
 RUN_DIR/
   config.json            how to rebuild the model and the data pipeline
-  checkpoints/last.keras model + optimiser state after the latest epoch
-  checkpoints/best.keras the epoch with the best validation PCK@0.2 (or lowest loss)
-  checkpoints/state.json epoch counter and best value, written after the model files
+  checkpoints/state.json the manifest: epoch counter, best value and the two files below
+  checkpoints/last.eNNNN.keras  model + optimiser state after the latest epoch
+  checkpoints/best.eNNNN.keras  the epoch with the best validation PCK@0.2 (or lowest loss)
+  checkpoints/last.keras, best.keras  links to those two files
   model.keras            the final model
   metrics.csv            one row of losses and validation metrics per epoch
   logs/                  TensorBoard
 ```
 
-Every file a user keeps is written under a temporary name and renamed, so a run killed
-at any moment leaves the previous checkpoint intact.
+Every file is written under a temporary name and renamed, and a checkpoint is committed
+by its manifest (:mod:`kpose.checkpoints`), so a run killed at any moment resumes exactly.
+Nothing in the folder changes before the run is known to be valid, and a run that fails
+before its first checkpoint leaves the folder as it found it.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import inspect
 import json
 import math
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kpose.checkpoints import commit_checkpoint, last_checkpoint, read_state, recover_checkpoints
 from kpose.data.crop_inference import predict_record_keypoints
 from kpose.data.pipeline import make_dataset
 from kpose.data.specs import LoadedData, load_data_spec
@@ -156,12 +162,16 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
-    initial_epoch, best = _prepare_run_folder(out_dir, config, resume, write=chief)
+    start = _open_run_folder(out_dir, config, resume, write=chief)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
         return _train(model, config, train_data, val, out_dir, distribution, chief=chief,
-                      resume=resume, initial_epoch=initial_epoch, best=best, verbose=verbose)
+                      resume=resume, run_start=start, verbose=verbose)
+    except BaseException:
+        if chief:
+            _roll_back(out_dir, start)
+        raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -218,8 +228,7 @@ def mixed_precision_policy(mixed_precision: bool | str,
 
 def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedData | None,
            out_dir: Path, distribution: tf.distribute.Strategy, *, chief: bool, resume: bool,
-           initial_epoch: int, best: float | None, verbose: int | str
-           ) -> tuple[keras.Model, dict]:
+           run_start: RunStart, verbose: int | str) -> tuple[keras.Model, dict]:
     """The body of :func:`train`, run under the run's dtype policy."""
     epochs, batch_size, steps_per_epoch = config.epochs, config.batch_size, \
         config.steps_per_epoch
@@ -237,7 +246,10 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
     if lr_schedule == "cosine" and model in HEATMAP_BUILDERS:
         rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
+    initial_epoch = run_start.initial_epoch
     if model == "deeppose":
+        with atomic_path(out_dir / "config.json") as temporary:
+            temporary.write_text(run_start.config_text)
         return _train_deeppose(train_data, val, out_dir, stages=stages, input_size=input_size,
                                width=width,
                                backbone="alexnet" if backbone in (None, "cpm") else backbone,
@@ -248,7 +260,7 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
                                verbose=0 if verbose == 0 else 2, **model_options)
     with distribution.scope():
         if resume:
-            network = keras.saving.load_model(out_dir / "checkpoints" / "last.keras")
+            network = keras.saving.load_model(last_checkpoint(out_dir / "checkpoints"))
             if lr_schedule == "cosine":  # the curve of this call's epochs, from its step
                 network.optimizer.learning_rate = rate
         else:
@@ -273,7 +285,9 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))
     callbacks += [
         RunCheckpoint(write_dir / "checkpoints", monitor="val_pck@0.2" if val else "loss",
-                      best=best),
+                      best=run_start.best,
+                      pending={out_dir / "config.json": run_start.config_text}
+                      if run_start.config_text else None),
         keras.callbacks.CSVLogger(str(write_dir / "metrics.csv"), append=resume),
     ]
     if strategy == "multiworker":
@@ -394,53 +408,126 @@ class EpochSummaries(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves,
-    then ``state.json``; each through a temporary file and a rename."""
+    """Commits a checkpoint every epoch (:func:`kpose.checkpoints.commit_checkpoint`: the
+    epoch's model, the best one when ``monitor`` improves, then the manifest)."""
 
-    def __init__(self, folder: Path, *, monitor: str, best: float | None = None):
+    def __init__(self, folder: Path, *, monitor: str, best: float | None = None,
+                 pending: dict[Path, str] | None = None):
         super().__init__()
         self.folder, self.monitor = Path(folder), monitor
         self.higher_is_better = monitor.startswith("val_pck")
         self.best = best
+        self.pending = pending  # files of the run's first commit (its config.json)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.folder / "last.keras") as temporary:
-            self.model.save(temporary)
-        if value is not None and not math.isnan(value) and (
-                self.best is None
-                or (value > self.best if self.higher_is_better else value < self.best)):
+        improved = value is not None and not math.isnan(value) and (
+            self.best is None
+            or (value > self.best if self.higher_is_better else value < self.best))
+        if improved:
             self.best = float(value)
-            with atomic_path(self.folder / "best.keras") as temporary:
-                self.model.save(temporary)
-        state = {"epoch": epoch + 1, "monitor": self.monitor, "best": self.best}
-        with atomic_path(self.folder / "state.json") as temporary:
-            temporary.write_text(json.dumps(state, indent=2) + "\n")
+        commit_checkpoint(self.folder, self.model, epoch=epoch + 1, monitor=self.monitor,
+                          best=self.best, improved=improved, also=self.pending)
+        self.pending = None
 
 
-def _prepare_run_folder(out_dir: Path, config: RunConfig, resume: bool, *, write: bool = True
-                        ) -> tuple[int, float | None]:
-    """Check the folder against the run and (when ``write``) write ``config.json``; returns
-    the epoch to start from and the best monitored value so far."""
-    config_path, state_path = out_dir / "config.json", out_dir / "checkpoints" / "state.json"
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run starts: its epoch and best value, the ``config.json`` text to commit
+    with its first checkpoint (``None``: unchanged), and the folder's paths before it."""
+
+    initial_epoch: int
+    best: float | None
+    config_text: str | None
+    existed: frozenset[str]
+    folder_existed: bool
+
+
+# What a kpose run leaves in its folder before its first checkpoint commits.
+_LEFTOVERS = ("logs", "checkpoints")
+# Fields a resumed run may change: its length, and where it runs.
+_RESUMABLE_CHANGES = ("epochs", "strategy")
+
+
+def _open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
+                     write: bool = True) -> RunStart:
+    """Check the folder against the run before anything in it changes.
+
+    A new run needs a new or empty folder (or the leftovers of a kpose run killed before
+    its first checkpoint); a resumed one needs a committed checkpoint and the same
+    settings apart from :data:`_RESUMABLE_CHANGES`. Nothing is written here: the config
+    is committed with the first checkpoint.
+    """
+    folder_existed = out_dir.exists()
+    if folder_existed and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file, not a run folder")
+    checkpoints = out_dir / "checkpoints"
+    if write:
+        recover_checkpoints(checkpoints)
+    existed = frozenset(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) \
+        if folder_existed else frozenset()
+    text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
     if resume:
-        if not state_path.is_file() or not (out_dir / "checkpoints" / "last.keras").is_file():
-            raise FileNotFoundError(f"cannot resume: {out_dir} has no checkpoints/last.keras "
-                                    "and state.json")
-        previous = RunConfig.load(config_path)
-        if previous.model != config.model:
-            raise ValueError(f"{out_dir} belongs to a {previous.model!r} run, not "
-                             f"{config.model!r}")
-        state = json.loads(state_path.read_text())
-        if write:
-            config.save(config_path)
-        return int(state["epoch"]), state.get("best")
-    if not write:
-        return 0, None
-    if config_path.exists() or state_path.exists():
-        raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
-                         "continue it, or choose another folder")
+        state = read_state(checkpoints)
+        if state is None or last_checkpoint(checkpoints) is None:
+            raise FileNotFoundError(f"cannot resume: {out_dir} has no committed checkpoint "
+                                    "(checkpoints/state.json and the model it names)")
+        previous = RunConfig.load(out_dir / "config.json")
+        changed = [f.name for f in dataclasses.fields(RunConfig)
+                   if f.name not in _RESUMABLE_CHANGES
+                   and getattr(previous, f.name) != getattr(config, f.name)]
+        if changed:
+            details = "; ".join(f"{name}: run {getattr(previous, name)!r}, now "
+                                f"{getattr(config, name)!r}" for name in changed[:3])
+            raise ValueError(f"cannot resume {out_dir} with other settings ({details}); "
+                             f"only {' and '.join(_RESUMABLE_CHANGES)} may change")
+        unchanged = dataclasses.asdict(previous) == dataclasses.asdict(config)
+        return RunStart(int(state["epoch"]), state.get("best"), None if unchanged else text,
+                        existed, folder_existed)
+    if not write:  # a worker other than the chief: the chief checks and writes the folder
+        return RunStart(0, None, text, existed, folder_existed)
+    if folder_existed:
+        if (out_dir / "config.json").exists() or read_state(checkpoints) is not None:
+            raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
+                             "continue it, or choose another folder")
+        foreign = sorted(p.name for p in out_dir.iterdir()
+                         if p.name not in _LEFTOVERS or not _is_leftover(p))
+        if foreign:
+            raise ValueError(f"{out_dir} holds files kpose did not write "
+                             f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''})"
+                             ": train into a new or empty folder")
+        for name in _LEFTOVERS:
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+        existed = frozenset()
     out_dir.mkdir(parents=True, exist_ok=True)
-    config.save(config_path)
-    return 0, None
+    return RunStart(0, None, text, existed, folder_existed)
+
+
+def _is_leftover(path: Path) -> bool:
+    """Whether ``path`` (``logs/`` or ``checkpoints/``) holds only what a kpose run writes
+    before its first commit: TensorBoard event files, epoch model files, temporaries."""
+    if not path.is_dir():
+        return False
+    for item in path.rglob("*"):
+        if item.is_file() and "tfevents" not in item.name and not (
+                item.name.startswith((".", "last.", "best.")) and ".keras" in item.name):
+            return False
+    return True
+
+
+def _roll_back(out_dir: Path, start: RunStart) -> None:
+    """After a failure before the run's first commit, remove what the run created, so the
+    folder is as it was found. A run that committed a checkpoint is kept (resume it)."""
+    state = read_state(out_dir / "checkpoints") if out_dir.is_dir() else None
+    if state is not None and int(state["epoch"]) > start.initial_epoch:
+        return
+    if not start.folder_existed:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    created = [p for p in out_dir.rglob("*") if str(p.relative_to(out_dir)) not in
+               start.existed]
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()

@@ -1,0 +1,105 @@
+"""A run folder is a transaction: nothing a user has is changed by a run that fails, and a
+run killed at any instant resumes to the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kpose.checkpoints import last_checkpoint, read_state
+from kpose.data import read_coco, write_synthetic_dataset
+from kpose.data.specs import LoadedData
+from kpose.prediction import predict
+from kpose.skeletons import COCO_17
+from kpose.training import train
+
+HERE = Path(__file__).parent
+TINY = dict(input_size=64, stages=2, width=0.25, batch_size=4, steps_per_epoch=2,
+            strategy="default", verbose=0)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("people")
+    annotations = write_synthetic_dataset(folder, num=8, seed=5, size=96, progress=False)
+    return LoadedData("synthetic:8:5", read_coco(annotations), COCO_17), annotations
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(people, tmp_path_factory):
+    model, _ = train("cpm", people[0], out_dir=tmp_path_factory.mktemp("whole") / "run",
+                     epochs=3, **TINY)
+    return model
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("point", ["mid-model", "before-manifest", "after-manifest"])
+def test_a_run_killed_during_a_commit_resumes_to_the_uninterrupted_weights(
+        point, people, uninterrupted, tmp_path):
+    data, annotations = people
+    run = tmp_path / "run"
+    killed = subprocess.run([sys.executable, str(HERE / "kill_worker.py"), str(annotations),
+                             str(run), point], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    # The manifest names complete files of one epoch.
+    committed = read_state(run / "checkpoints")["epoch"]
+    assert committed == (2 if point == "after-manifest" else 1)
+    resumed, _ = train("cpm", data, out_dir=run, epochs=3, resume=True, **TINY)
+    for a, b in zip(uninterrupted.weights, resumed.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
+                                   err_msg=a.path)
+    state = read_state(run / "checkpoints")
+    assert state["epoch"] == 3
+    left = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert left == sorted({"state.json", "last.keras", "best.keras", state["last"],
+                           state["best_file"]}), left
+    assert not list(run.rglob(".*tmp*"))
+    assert (run / "checkpoints" / "last.keras").read_bytes() == \
+        last_checkpoint(run / "checkpoints").read_bytes()
+
+
+def test_a_resume_with_other_settings_changes_nothing(people, tmp_path):
+    data, _ = people
+    run = tmp_path / "run"
+    train("cpm", data, out_dir=run, epochs=1, **TINY)
+    before = _snapshot(run)
+    with pytest.raises(ValueError, match=r"cannot resume .* with other settings "
+                                         r"\(stages: run 2, now 3\)"):
+        train("cpm", data, out_dir=run, epochs=2, resume=True, **{**TINY, "stages": 3})
+    assert _snapshot(run) == before
+    assert predict(run, [data.records[0].image_path]).shape == (1, 17, 3)
+
+
+def test_a_folder_with_files_kpose_did_not_write_is_refused_naming_them(people, tmp_path):
+    data, _ = people
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"the user's own model")
+    with pytest.raises(ValueError, match=r"holds files kpose did not write \(model.keras\)"):
+        train("cpm", data, out_dir=run, epochs=1, **TINY)
+    assert _snapshot(run) == {"model.keras": b"the user's own model"}
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_trace(people, tmp_path):
+    data, _ = people
+    fresh, empty = tmp_path / "fresh", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (fresh, empty):
+        with pytest.raises(ValueError, match="input_size"):
+            train("cpm", data, out_dir=folder, epochs=1, **{**TINY, "input_size": 60})
+    assert not fresh.exists()
+    assert list(empty.iterdir()) == []
+    # ... so the same folder takes the corrected run at once.
+    train("cpm", data, out_dir=empty, epochs=1, **TINY)
+    assert json.loads((empty / "config.json").read_text())["input_size"] == 64
