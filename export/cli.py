@@ -19,9 +19,10 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kpose.cli import OneLineParser
     from kpose.data.specs import DATA_SPEC_HELP
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kpose-export",
         description="Export a kpose model (any family) to TFLite and/or ONNX with the "
                     "keypoint decoding inside the graph, and check every file against "

@@ -13,7 +13,15 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "OneLineParser"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2), naming the
+    argument, with a pointer to ``--help`` instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,15 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     try:
         return args.run(args) or 0
-    except (ValueError, FileNotFoundError) as error:
-        print(f"kpose {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # OSError: missing, unreadable or unwritable files
+        message = str(error).splitlines()[0] if str(error) else repr(error)
+        print(f"kpose {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from kpose import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kpose", description="Human pose estimation in Keras: DeepPose, Convolutional "
         "Pose Machines, SimpleBaselines and Stacked Hourglass.")
     parser.add_argument("--version", action="version", version=f"kpose {__version__}")
@@ -143,6 +152,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"--num must be at least 1, got {args.num}")
     if args.size < 32:
         raise ValueError(f"--size must be at least 32 px, got {args.size}")
+    _check_new_folder(args.out, "--out")
     annotations = write_synthetic_dataset(args.out, num=args.num, seed=args.seed,
                                           size=args.size)
     print(f"wrote {args.num} images and {annotations}")
@@ -159,9 +169,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    if args.out.exists() and any(args.out.iterdir()):
-        raise ValueError(f"--out {args.out} is not empty; give a new folder (nothing in it "
-                         "was changed)")
+    _check_new_folder(args.out, "--out")
     exporter = None
     if args.export:
         # The command layer owns the call into the deployment package (export/ depends on
@@ -190,6 +198,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     if args.plot_samples < 0:
         raise ValueError(f"--plot-samples must be >= 0, got {args.plot_samples}")
+    if args.json is not None:
+        _check_output_file(args.json, "--json")
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        raise ValueError(f"--plots {args.plots} is a file, not a folder")
     report = evaluate(args.model, args.data, flip=args.flip, plots=args.plots,
                       plot_samples=args.plot_samples)
     print(_report_table(report))
@@ -237,6 +249,27 @@ def _run_predict(args: argparse.Namespace) -> int:
             target = save_figure(figure, args.out / f"{path.stem}_pose.png")
             print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def _check_new_folder(path: Path, flag: str) -> None:
+    """Refuse an output folder that is a file or already holds something."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise ValueError(f"{flag} {path} is not empty; give a new folder (nothing in it "
+                         "was changed)")
+
+
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that could not be written."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder, not a file")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"{flag} {path} cannot be written ({parent} is not a writable "
+                         "folder)")
 
 
 def _parse_option(text: str) -> tuple[str, object]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,4 +97,6 @@ def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | N
         raise FileNotFoundError(f"model not found: {path}")
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a .keras model file or a kpose run folder")
+    if not zipfile.is_zipfile(path):  # Keras would answer "File not found"
+        raise ValueError(f"{path} is not a readable Keras model (not a .keras zip archive)")
     return keras.saving.load_model(path), None

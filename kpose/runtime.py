@@ -144,7 +144,11 @@ def read_model_json(path: str | os.PathLike) -> dict:
         except json.JSONDecodeError as error:
             raise ValueError(f"{beside} is not valid JSON: {error}") from None
     if path.suffix.lower() == ".tflite":
-        embedded = read_tflite_metadata(path.read_bytes())
+        try:
+            embedded = read_tflite_metadata(path.read_bytes())
+        except Exception as error:  # noqa: BLE001  (flatbuffers raise struct/index errors)
+            raise ValueError(f"{path} is not a TFLite flatbuffer ({type(error).__name__})"
+                             ) from None
         if embedded is not None:
             return embedded
     raise ValueError(f"{path}: no {MODEL_JSON} beside it"

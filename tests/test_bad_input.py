@@ -1,0 +1,252 @@
+"""Every bad input gets one line: a matrix of wrong arguments, files and data through the
+real command lines (``kpose`` and ``kpose-export``, in-process).
+
+Each case asserts a non-zero exit, exactly one line on stderr and no traceback, the
+offending argument or file named in it, and that no file under the test's folder was
+changed, added or removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from export.cli import main as export_main
+from kpose.cli import main as kpose_main
+from kpose.data import write_synthetic_dataset
+from kpose.models.simplebaseline import build_simplebaseline
+from kpose.skeletons import LSP_14
+from kpose.training import train
+
+TINY = ["--width", "0.25", "--stages", "2", "--input-size", "64", "--epochs", "1",
+        "--steps-per-epoch", "2", "--batch-size", "4", "--strategy", "default"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A folder of good and bad inputs, and a trained tiny run."""
+    root = tmp_path_factory.mktemp("world")
+    annotations = write_synthetic_dataset(root / "people", num=4, seed=3, size=64,
+                                          progress=False)
+    good = json.loads(annotations.read_text())
+    paths = {"root": root, "coco": annotations, "images": root / "people" / "images"}
+
+    def coco_variant(name: str, edit) -> None:
+        data = json.loads(json.dumps(good))
+        edit(data)
+        path = root / "people" / f"{name}.json"
+        path.write_text(json.dumps(data))
+        paths[name] = path
+
+    coco_variant("short_keypoints", lambda d: d["annotations"][0].update(
+        keypoints=d["annotations"][0]["keypoints"][:-3]))
+    coco_variant("nan_keypoints", lambda d: d["annotations"][0]["keypoints"].__setitem__(
+        0, float("nan")))
+    coco_variant("inf_keypoints", lambda d: d["annotations"][0]["keypoints"].__setitem__(
+        1, float("inf")))
+    coco_variant("bad_visibility", lambda d: d["annotations"][0]["keypoints"].__setitem__(
+        2, 5))
+    coco_variant("no_annotations", lambda d: d.update(annotations=[]))
+    coco_variant("missing_image", lambda d: d["images"][0].update(file_name="gone.jpg"))
+    coco_variant("orphan_annotation", lambda d: d["annotations"][0].update(image_id=999))
+    (root / "not_json.json").write_text("{ this is not json")
+    paths["not_json"] = root / "not_json.json"
+    savemat(root / "wrong_variable.mat", {"points": np.zeros((3, 14, 4))})
+    savemat(root / "wrong_shape.mat", {"joints": np.zeros((3, 7, 4))})
+    paths["wrong_variable"], paths["wrong_shape"] = root / "wrong_variable.mat", \
+        root / "wrong_shape.mat"
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    paths["broken_image"] = root / "broken.jpg"
+    (root / "garbage.keras").write_bytes(b"not a zip archive")
+    paths["garbage_keras"] = root / "garbage.keras"
+    (root / "garbage.tflite").write_bytes(b"not a flatbuffer")
+    paths["garbage_tflite"] = root / "garbage.tflite"
+    (root / "a_file").write_text("a file where a folder should be")
+    paths["a_file"] = root / "a_file"
+    mine = root / "mine"
+    mine.mkdir()
+    (mine / "model.keras").write_bytes(b"the user's own model")
+    paths["mine"] = mine
+    results = root / "results"
+    results.mkdir()
+    (results / "notes.txt").write_text("the user's notes")
+    paths["results"] = results
+    lsp_model = root / "lsp_model.keras"
+    build_simplebaseline(LSP_14, input_size=64, width=0.125, depth=10).save(lsp_model)
+    paths["lsp_model"] = lsp_model
+    run = root / "run"
+    train("cpm", f"coco:{annotations}", out_dir=run, input_size=64, stages=2, width=0.25,
+          epochs=1, steps_per_epoch=2, batch_size=4, strategy="default", verbose=0)
+    paths["run"] = run
+    return paths
+
+
+def coco(world, name="coco"):
+    return f"coco:{world[name]}:{world['images']}"
+
+
+# (case id, command ("kpose" or "kpose-export"), argv from the world, what the line names)
+CASES = [
+    # Numbers and choices.
+    ("steps-per-epoch-0", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--steps-per-epoch", "0"], "steps_per_epoch"),
+    ("epochs-0", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--epochs", "0"], "epochs"),
+    ("epochs-negative", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--epochs", "-3"], "epochs"),
+    ("lr-negative", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--lr", "-1"], "learning_rate"),
+    ("lr-nan", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--lr", "nan"], "learning_rate"),
+    ("batch-size-0", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--batch-size", "0"], "batch_size"),
+    ("width-0", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--width", "0"], "width"),
+    ("sigma-negative", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--sigma", "-1"], "sigma"),
+    ("stages-0", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--stages", "0"], "stages"),
+    ("input-size-60", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--input-size", "60"], "input"),
+    ("unknown-option", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--option", "depht=3"], "depht"),
+    ("malformed-option", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--option", "=3"], "--option"),
+    ("unknown-strategy", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "new"), *TINY, "--strategy", "bogus"], "--strategy"),
+    ("unknown-model", "kpose", lambda w: ["train", "--model", "posenet", "--data", coco(w),
+     "--out", str(w["root"] / "new")], "--model"),
+    ("unknown-command", "kpose", lambda w: ["fly"], "COMMAND"),
+    # Run folders.
+    ("resume-missing-folder", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["root"] / "nowhere"), *TINY, "--resume"], "nowhere"),
+    ("resume-other-stages", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["run"]), *TINY, "--stages", "3", "--resume"], "stages: run 2, now 3"),
+    ("resume-other-data", "kpose", lambda w: ["train", "--data", "synthetic:9", "--out",
+     str(w["run"]), *TINY, "--resume"], "data: run"),
+    ("run-without-resume", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["run"]), *TINY], "already holds a run"),
+    ("out-is-a-file", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["a_file"]), *TINY], "a_file is a file"),
+    ("out-holds-user-files", "kpose", lambda w: ["train", "--data", coco(w), "--out",
+     str(w["mine"]), *TINY], r"did not write \(model.keras\)"),
+    # Data.
+    ("unknown-data-format", "kpose", lambda w: ["train", "--data", "voc:x.xml", "--out",
+     str(w["root"] / "new"), *TINY], "voc:x.xml"),
+    ("missing-annotations", "kpose", lambda w: ["train", "--data", "coco:nope.json", "--out",
+     str(w["root"] / "new"), *TINY], "nope.json"),
+    ("not-json", "kpose", lambda w: ["train", "--data", f"coco:{w['not_json']}", "--out",
+     str(w["root"] / "new"), *TINY], "not_json.json"),
+    ("short-keypoints", "kpose", lambda w: ["train", "--data", coco(w, "short_keypoints"),
+     "--out", str(w["root"] / "new"), *TINY], "short_keypoints.json.*keypoints"),
+    ("nan-keypoints", "kpose", lambda w: ["train", "--data", coco(w, "nan_keypoints"),
+     "--out", str(w["root"] / "new"), *TINY], "nan_keypoints.json.*NaN"),
+    ("inf-keypoints", "kpose", lambda w: ["train", "--data", coco(w, "inf_keypoints"),
+     "--out", str(w["root"] / "new"), *TINY], "inf_keypoints.json.*infinity"),
+    ("bad-visibility", "kpose", lambda w: ["train", "--data", coco(w, "bad_visibility"),
+     "--out", str(w["root"] / "new"), *TINY], "bad_visibility.json.*visibility"),
+    ("no-annotations", "kpose", lambda w: ["train", "--data", coco(w, "no_annotations"),
+     "--out", str(w["root"] / "new"), *TINY], "no_annotations.json"),
+    ("missing-image", "kpose", lambda w: ["train", "--data", coco(w, "missing_image"),
+     "--out", str(w["root"] / "new"), *TINY], "gone.jpg"),
+    ("orphan-annotation", "kpose", lambda w: ["train", "--data", coco(w, "orphan_annotation"),
+     "--out", str(w["root"] / "new"), *TINY], "image_id 999"),
+    ("mat-wrong-variable", "kpose", lambda w: ["train", "--data",
+     f"lsp:{w['wrong_variable']}:{w['images']}", "--out", str(w["root"] / "new"), *TINY],
+     "wrong_variable.mat"),
+    ("mat-wrong-shape", "kpose", lambda w: ["train", "--data",
+     f"lsp:{w['wrong_shape']}:{w['images']}", "--out", str(w["root"] / "new"), *TINY],
+     "wrong_shape.mat"),
+    ("val-data-other-skeleton", "kpose", lambda w: ["train", "--data", coco(w), "--val-data",
+     f"lsp:{w['wrong_shape']}:{w['images']}", "--out", str(w["root"] / "new"), *TINY],
+     "wrong_shape.mat"),
+    # Evaluation.
+    ("evaluate-missing-model", "kpose", lambda w: ["evaluate", str(w["root"] / "no.keras"),
+     "--data", coco(w)], "no.keras"),
+    ("evaluate-garbage-keras", "kpose", lambda w: ["evaluate", str(w["garbage_keras"]),
+     "--data", coco(w)], "garbage.keras is not a readable Keras model"),
+    ("evaluate-json-is-a-folder", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
+     coco(w), "--json", str(w["results"])], "--json .*results is a folder"),
+    ("evaluate-other-skeleton", "kpose", lambda w: ["evaluate", str(w["lsp_model"]),
+     "--data", coco(w)], "skeleton 'lsp_14'.*'coco_17'"),
+    ("evaluate-unknown-pretrained", "kpose", lambda w: ["evaluate", "pretrained:nope",
+     "--data", coco(w)], "no shipped model named 'nope'"),
+    ("evaluate-negative-samples", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
+     coco(w), "--plot-samples", "-1"], "--plot-samples"),
+    # Prediction.
+    ("predict-box-outside", "kpose", lambda w: ["predict", str(w["run"]),
+     str(next(w["images"].iterdir())), "--box", "5000,5000,100,100"], "outside its image"),
+    ("predict-broken-image", "kpose", lambda w: ["predict", str(w["run"]),
+     str(w["broken_image"])], "broken.jpg"),
+    ("predict-missing-image", "kpose", lambda w: ["predict", str(w["run"]),
+     str(w["root"] / "nope.jpg")], "nope.jpg"),
+    ("predict-garbage-tflite", "kpose", lambda w: ["predict", str(w["garbage_tflite"]),
+     str(next(w["images"].iterdir()))], "garbage.tflite"),
+    ("predict-box-count", "kpose", lambda w: ["predict", str(w["run"]),
+     str(next(w["images"].iterdir())), "--box", "1,1,5,5", "--box", "1,1,5,5"],
+     "one --box per image"),
+    ("predict-flat-box", "kpose", lambda w: ["predict", str(w["run"]),
+     str(next(w["images"].iterdir())), "--box", "1,1,0,5"], "--box"),
+    # Synthetic data.
+    ("synth-onto-a-file", "kpose", lambda w: ["synth", "--out", str(w["a_file"]), "--num",
+     "2"], "a_file is a file"),
+    ("synth-into-a-full-folder", "kpose", lambda w: ["synth", "--out", str(w["results"]),
+     "--num", "2"], "results is not empty"),
+    ("synth-num-0", "kpose", lambda w: ["synth", "--out", str(w["root"] / "new"), "--num",
+     "0"], "--num"),
+    # Export.
+    ("export-missing-model", "kpose-export", lambda w: [str(w["root"] / "no.keras"),
+     "--tflite", "--out", str(w["root"] / "new")], "no.keras"),
+    ("export-garbage-keras", "kpose-export", lambda w: [str(w["garbage_keras"]), "--tflite",
+     "--out",
+     str(w["root"] / "new")], "garbage.keras"),
+    ("export-unknown-quantisation", "kpose-export", lambda w: [str(w["run"]), "--quantize",
+     "int4", "--out", str(w["root"] / "new")], "--quantize"),
+    ("export-into-user-files", "kpose-export", lambda w: [str(w["run"]), "--tflite", "--out",
+     str(w["results"])], "results"),
+    ("export-nothing-to-write", "kpose-export", lambda w: [str(w["run"]), "--out",
+     str(w["root"] / "new")], "--tflite and/or --onnx"),
+    ("export-unknown-pretrained", "kpose-export", lambda w: ["pretrained:nope", "--tflite",
+     "--out",
+     str(w["root"] / "new")], "no shipped model named 'nope'"),
+]
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+def test_the_matrix_covers_at_least_forty_cases():
+    assert len(CASES) >= 40
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name,command,argv,named", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_line_and_changes_nothing(name, command, argv, named, world,
+                                                     capsys):
+    before = _snapshot(world["root"])
+    capsys.readouterr()
+    entry = kpose_main if command == "kpose" else export_main
+    try:
+        status = entry(argv(world))
+    except SystemExit as exit_:  # argparse
+        status = exit_.code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert status not in (0, None), captured
+    assert len(lines) == 1, lines
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    assert lines[0].startswith(f"{command}"), lines
+    assert re.search(named, lines[0]), (named, lines[0])
+    after = _snapshot(world["root"])
+    assert after.keys() == before.keys(), sorted(set(after) ^ set(before))
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, changed
+    shutil.rmtree(world["root"] / "new", ignore_errors=True)
