@@ -116,6 +116,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE", help="another option of the family's builder, "
                      "e.g. depth=34 or deconv_filters=128 (repeatable; VALUE is read as "
                      "JSON, else as text)")
+    fit.add_argument("--skip-corrupt", action="store_true",
+                     help="decode every image first and leave out persons whose image is "
+                     "unreadable (counted); default: an unreadable image is an error")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)
@@ -127,6 +130,8 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--flip", action="store_true",
                        help="average each prediction with that of the mirrored image")
     score.add_argument("--json", type=Path, help="also write the report as JSON")
+    score.add_argument("--skip-corrupt", action="store_true",
+                       help="leave out persons whose image is unreadable (counted)")
     score.add_argument("--plots", type=Path, metavar="DIR",
                        help="draw PNG figures into DIR: the PCK curve per stage with "
                        "per-joint bars, and ground truth beside prediction for a few persons")
@@ -188,7 +193,7 @@ def _run_train(args: argparse.Namespace) -> int:
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
           sigma=args.sigma, seed=args.seed,
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
-          paper=args.paper, **dict(args.option))
+          paper=args.paper, skip_corrupt=args.skip_corrupt, **dict(args.option))
     print(f"wrote {args.out / 'model.keras'}")
     return 0
 
@@ -203,7 +208,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
         raise ValueError(f"--plots {args.plots} is a file, not a folder")
     report = evaluate(args.model, args.data, flip=args.flip, plots=args.plots,
-                      plot_samples=args.plot_samples)
+                      plot_samples=args.plot_samples, skip_corrupt=args.skip_corrupt)
     print(_report_table(report))
     if args.plots is not None:
         print(f"wrote {len(report['plots'])} figures to {args.plots}:")

@@ -22,6 +22,7 @@ from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pck_
 from kpose.models.card import describe, stage_outputs
 from kpose.prediction import (EXPORTED, crop_margin, inference_model, input_size_of,
                               load_image)
+from kpose.data.verify import drop_unreadable
 from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
 
@@ -31,7 +32,8 @@ __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
 
 
 def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
-             plots: str | Path | None = None, plot_samples: int = 4) -> dict:
+             plots: str | Path | None = None, plot_samples: int = 4,
+             skip_corrupt: bool = False) -> dict:
     """Score a CPM on a data set: per stage PCK, and for the last stage every metric the
     data allows.
 
@@ -47,6 +49,9 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             ``pose_<index>_<image>.png`` for ``plot_samples`` persons spread over the data
             (ground truth beside the last stage's prediction, zoomed to the person).
         plot_samples: how many persons get a ``pose_*.png`` (0: none).
+        skip_corrupt: decode every image first and leave out the persons of unreadable
+            ones (counted on standard output); without it an unreadable image is an error
+            naming it.
 
     Returns:
         A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per CPM stage, or the one
@@ -65,6 +70,8 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
     elif not hasattr(model, "output_names") and not hasattr(model, "input_size"):
         model, _ = load_run_model(model_or_path)
     records, skeleton = loaded.records, loaded.skeleton
+    if skip_corrupt:
+        records = drop_unreadable(records, skip=True)
     input_size = input_size_of(model)
     if isinstance(model, keras.Model) and stage_outputs(model) \
             and describe(model).codec.kind == "belief_maps":

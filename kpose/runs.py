@@ -48,6 +48,7 @@ class RunConfig:
     mixed_precision: bool | str = False
     val_every: int = 1
     paper: bool = False
+    skip_corrupt: bool = False
     model_options: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:

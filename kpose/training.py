@@ -38,8 +38,9 @@ import tensorflow as tf
 
 from kpose.checkpoints import commit_checkpoint, last_checkpoint, read_state, recover_checkpoints
 from kpose.data.crop_inference import predict_record_keypoints
-from kpose.data.pipeline import make_dataset
+from kpose.data.pipeline import make_dataset, naming_unreadable_images
 from kpose.data.specs import LoadedData, load_data_spec
+from kpose.data.verify import drop_unreadable
 from kpose.deeppose_training import train_deeppose_cascade
 from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.files import atomic_path
@@ -74,7 +75,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
           strategy: str = "auto",
           mixed_precision: bool | str = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
-          paper: bool = False, **model_options) -> tuple[keras.Model, dict]:
+          paper: bool = False, skip_corrupt: bool = False,
+          **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
     Args:
@@ -120,6 +122,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         paper: build the paper's model (the builder's defaults) instead of the training
             recipe (:data:`kpose.models.families.RECIPES`: BatchNorm, foreground-weighted
             loss, and for the CPM shared features and residual stages).
+        skip_corrupt: decode every image once before training (and validation) and
+            leave out the persons of unreadable ones, with a count; without it an
+            unreadable image stops the run with an error naming it.
         **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
             :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
@@ -149,6 +154,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     train_data = data if isinstance(data, LoadedData) else load_data_spec(data)
     val = val_data if isinstance(val_data, LoadedData) or val_data is None else \
         load_data_spec(val_data)
+    if skip_corrupt:
+        train_data = dataclasses.replace(train_data, records=drop_unreadable(
+            train_data.records, skip=True))
+        if val is not None:
+            val = dataclasses.replace(val, records=drop_unreadable(val.records, skip=True))
     if val is not None and val.skeleton != train_data.skeleton:
         raise ValueError(f"val_data follows skeleton {val.skeleton.name!r} but data follows "
                          f"{train_data.skeleton.name!r}")
@@ -158,7 +168,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                        width=width, backbone=backbone, learning_rate=learning_rate,
                        lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every, paper=paper,
-                       model_options=model_options)
+                       skip_corrupt=skip_corrupt, model_options=model_options)
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
@@ -305,9 +315,10 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     else:
         callbacks.append(keras.callbacks.TensorBoard(str(write_dir / "logs"),
                                                      write_graph=False))
-        history = network.fit(stream(batch_size), epochs=epochs, initial_epoch=initial_epoch,
-                              steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                              verbose=verbose).history
+        with naming_unreadable_images(train_data.records):
+            history = network.fit(stream(batch_size), epochs=epochs,
+                                  initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                                  callbacks=callbacks, verbose=verbose).history
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return network, history

@@ -55,6 +55,12 @@ def world(tmp_path_factory) -> dict[str, Path]:
     coco_variant("no_annotations", lambda d: d.update(annotations=[]))
     coco_variant("missing_image", lambda d: d["images"][0].update(file_name="gone.jpg"))
     coco_variant("orphan_annotation", lambda d: d["annotations"][0].update(image_id=999))
+    first = sorted(paths["images"].iterdir())[0]
+    (root / "people" / "truncated.jpg").write_bytes(first.read_bytes()[:300])
+    (root / "people" / "empty.jpg").write_bytes(b"")
+    coco_variant("truncated_image", lambda d: d["images"][0].update(
+        file_name="../truncated.jpg"))
+    coco_variant("empty_image", lambda d: d["images"][0].update(file_name="../empty.jpg"))
     (root / "not_json.json").write_text("{ this is not json")
     paths["not_json"] = root / "not_json.json"
     savemat(root / "wrong_variable.mat", {"points": np.zeros((3, 14, 4))})
@@ -157,6 +163,14 @@ CASES = [
      "--out", str(w["root"] / "new"), *TINY], "gone.jpg"),
     ("orphan-annotation", "kpose", lambda w: ["train", "--data", coco(w, "orphan_annotation"),
      "--out", str(w["root"] / "new"), *TINY], "image_id 999"),
+    ("truncated-jpeg-in-training", "kpose", lambda w: ["train", "--data",
+     coco(w, "truncated_image"), "--out", str(w["root"] / "new"), *TINY],
+     "truncated.jpg cannot be decoded .*--skip-corrupt"),
+    ("empty-jpeg-in-training", "kpose", lambda w: ["train", "--data",
+     coco(w, "empty_image"), "--out", str(w["root"] / "new"), *TINY],
+     "empty.jpg cannot be decoded"),
+    ("truncated-jpeg-in-evaluation", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
+     coco(w, "truncated_image")], "truncated.jpg cannot be decoded"),
     ("mat-wrong-variable", "kpose", lambda w: ["train", "--data",
      f"lsp:{w['wrong_variable']}:{w['images']}", "--out", str(w["root"] / "new"), *TINY],
      "wrong_variable.mat"),
@@ -250,3 +264,13 @@ def test_bad_input_gets_one_line_and_changes_nothing(name, command, argv, named,
     changed = [k for k in before if before[k] != after[k]]
     assert not changed, changed
     shutil.rmtree(world["root"] / "new", ignore_errors=True)
+
+
+def test_skip_corrupt_leaves_unreadable_images_out_with_a_count(world, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert kpose_main(["train", "--data", coco(world, "truncated_image"), "--out", str(run),
+                       *TINY, "--skip-corrupt"]) == 0
+    assert "skipping 1 of 4 persons: 1 unreadable image(s), first" in capsys.readouterr().out
+    assert kpose_main(["evaluate", str(run), "--data", coco(world, "empty_image"),
+                       "--skip-corrupt"]) == 0
+    assert "3 persons from" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kpose.data.pipeline import make_dataset
+from kpose.data.pipeline import make_dataset, naming_unreadable_images
 from kpose.data.records import PoseRecord
 from kpose.data.transforms import keypoints_to_image
 from kpose.skeletons import Skeleton, get_skeleton
@@ -41,10 +41,11 @@ def predict_record_keypoints(model, records: Sequence[PoseRecord], skeleton: Ske
                            batch_size=batch_size, margin=margin, with_meta=True)
     found: dict[str, list[np.ndarray]] = {}
     order = []
-    for images, _, meta in dataset:
-        matrices = meta["image_to_input"].numpy()
-        for name, keypoints in decode(model(images, training=False)).items():
-            found.setdefault(name, []).append(keypoints_to_image(keypoints, matrices))
-        order.append(meta["index"].numpy())
+    with naming_unreadable_images(records):
+        for images, _, meta in dataset:
+            matrices = meta["image_to_input"].numpy()
+            for name, keypoints in decode(model(images, training=False)).items():
+                found.setdefault(name, []).append(keypoints_to_image(keypoints, matrices))
+            order.append(meta["index"].numpy())
     inverse = np.argsort(np.concatenate(order))
     return {name: np.concatenate(parts)[inverse] for name, parts in found.items()}

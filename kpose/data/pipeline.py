@@ -8,8 +8,8 @@ Per batch: colour jitter and the targets (belief maps or normalised coordinates)
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import tensorflow as tf
@@ -19,10 +19,10 @@ from kpose.data.records import PoseRecord
 from kpose.data.targets import belief_maps, coordinate_targets
 from kpose.data.transforms import (apply_matrix, augmentation_matrix, input_size_hw,
                                    warp_image)
-from kpose.data.verify import find_unreadable_images
+from kpose.data.verify import drop_unreadable, find_unreadable_images, unreadable_message
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["make_dataset", "TARGETS"]
+__all__ = ["make_dataset", "TARGETS", "naming_unreadable_images"]
 
 TARGETS = ("belief_maps", "coords", "none")
 
@@ -276,16 +276,19 @@ def _check_records(records, skeleton: Skeleton) -> list[PoseRecord]:
 
 
 def _drop_unreadable(records: list[PoseRecord], skip: bool) -> list[PoseRecord]:
-    bad = find_unreadable_images(sorted({r.image_path for r in records}))
-    if not bad:
-        return records
-    listing = "\n".join(f"  {path}: {reason}" for path, reason in list(bad.items())[:10])
-    more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
-    if not skip:
-        raise ValueError(f"{len(bad)} image(s) cannot be decoded:\n{listing}{more}\n"
-                         "Pass skip_corrupt=True to leave them out.")
-    warnings.warn(f"skipping {len(bad)} unreadable image(s):\n{listing}{more}", stacklevel=3)
-    kept = [r for r in records if r.image_path not in bad]
-    if not kept:
-        raise ValueError("no readable image is left after skipping the corrupt ones")
-    return kept
+    return drop_unreadable(records, skip=skip)
+
+
+@contextmanager
+def naming_unreadable_images(records: Sequence[PoseRecord]):
+    """Turn TensorFlow's decode error, which names no file, into a ``ValueError`` naming
+    the unreadable image (found by decoding the records' images with Pillow, only once
+    something failed)."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError:
+        paths = sorted({r.image_path for r in records})
+        bad = find_unreadable_images(paths)
+        if not bad:
+            raise
+        raise ValueError(unreadable_message(bad, len(paths))) from None

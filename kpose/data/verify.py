@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
-__all__ = ["find_unreadable_images"]
+__all__ = ["find_unreadable_images", "unreadable_message", "drop_unreadable"]
 
 
 def find_unreadable_images(paths: Sequence[str], *, progress: bool = True) -> dict[str, str]:
@@ -35,6 +35,37 @@ def find_unreadable_images(paths: Sequence[str], *, progress: bool = True) -> di
     if bar is not None:
         bar.update(len(paths), finalize=True)
     return bad
+
+
+def unreadable_message(bad: dict[str, str], total: int) -> str:
+    """One line naming the first unreadable image of ``bad`` (``{path: reason}``) and
+    how many more there are, out of ``total`` images."""
+    first, reason = next(iter(bad.items()))
+    more = f" and {len(bad) - 1} more of the {total} images" if len(bad) > 1 else \
+        f" (1 of {total} images)"
+    return (f"{first} cannot be decoded ({reason}){more}; fix or remove it, or pass "
+            "--skip-corrupt (skip_corrupt=True) to leave such persons out")
+
+
+def drop_unreadable(records: Sequence, *, skip: bool, progress: bool = True) -> list:
+    """``records`` whose images all decode: with ``skip``, those of unreadable images are
+    dropped (and counted on standard output); without it, the first one is an error.
+
+    Raises:
+        ValueError: an unreadable image and not ``skip``, naming it; or nothing left.
+    """
+    paths = sorted({r.image_path for r in records})
+    bad = find_unreadable_images(paths, progress=progress)
+    if not bad:
+        return list(records)
+    if not skip:
+        raise ValueError(unreadable_message(bad, len(paths)))
+    kept = [r for r in records if r.image_path not in bad]
+    print(f"skipping {len(records) - len(kept)} of {len(records)} persons: {len(bad)} "
+          f"unreadable image(s), first {next(iter(bad))}", flush=True)
+    if not kept:
+        raise ValueError("no readable image is left after skipping the corrupt ones")
+    return kept
 
 
 def _decode_error(path: str) -> str | None:
