@@ -49,9 +49,8 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             ``pose_<index>_<image>.png`` for ``plot_samples`` persons spread over the data
             (ground truth beside the last stage's prediction, zoomed to the person).
         plot_samples: how many persons get a ``pose_*.png`` (0: none).
-        skip_corrupt: decode every image first and leave out the persons of unreadable
-            ones (counted on standard output); without it an unreadable image is an error
-            naming it.
+        skip_corrupt: leave out the persons of missing or unreadable images (counted);
+            without it such an image is an error naming it.
 
     Returns:
         A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per CPM stage, or the one
@@ -63,7 +62,8 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
     """
     if plot_samples < 0:
         raise ValueError(f"plot_samples must be >= 0, got {plot_samples}")
-    loaded = data if isinstance(data, LoadedData) else load_data_spec(data)
+    loaded = data if isinstance(data, LoadedData) else \
+        load_data_spec(data, skip_missing=skip_corrupt)
     model = model_or_path
     if isinstance(model, (str, Path)) and Path(model).suffix in EXPORTED:
         model = inference_model(model)  # the exported file itself, through LiteRT/ONNX

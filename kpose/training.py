@@ -122,9 +122,10 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         paper: build the paper's model (the builder's defaults) instead of the training
             recipe (:data:`kpose.models.families.RECIPES`: BatchNorm, foreground-weighted
             loss, and for the CPM shared features and residual stages).
-        skip_corrupt: decode every image once before training (and validation) and
-            leave out the persons of unreadable ones, with a count; without it an
-            unreadable image stops the run with an error naming it.
+        skip_corrupt: leave out the persons of missing image files, and decode every
+            image once before training (and validation) to leave out those of unreadable
+            ones, with a count; without it a missing or unreadable image stops the run
+            with an error naming it.
         **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
             :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
@@ -151,14 +152,21 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     stages = _DEFAULTS[model]["stages"] if stages is None else stages
     input_size = _DEFAULTS[model]["input_size"] if input_size is None else input_size
     out_dir = Path(out_dir)
-    train_data = data if isinstance(data, LoadedData) else load_data_spec(data)
+    train_data = data if isinstance(data, LoadedData) else \
+        load_data_spec(data, skip_missing=skip_corrupt)
     val = val_data if isinstance(val_data, LoadedData) or val_data is None else \
-        load_data_spec(val_data)
+        load_data_spec(val_data, skip_missing=skip_corrupt)
     if skip_corrupt:
         train_data = dataclasses.replace(train_data, records=drop_unreadable(
             train_data.records, skip=True))
         if val is not None:
             val = dataclasses.replace(val, records=drop_unreadable(val.records, skip=True))
+    if verbose != 0:
+        for role, loaded in (("training", train_data), ("validation", val)):
+            if loaded is not None:
+                print(f"{role} data: {len(loaded.records)} persons, images "
+                      f"{Path(loaded.records[0].image_path).name} .. "
+                      f"{Path(loaded.records[-1].image_path).name}", flush=True)
     if val is not None and val.skeleton != train_data.skeleton:
         raise ValueError(f"val_data follows skeleton {val.skeleton.name!r} but data follows "
                          f"{train_data.skeleton.name!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy.io import savemat
 
 from export.cli import main as export_main
@@ -61,6 +62,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     coco_variant("truncated_image", lambda d: d["images"][0].update(
         file_name="../truncated.jpg"))
     coco_variant("empty_image", lambda d: d["images"][0].update(file_name="../empty.jpg"))
+    Image.new("RGB", (1, 1)).save(root / "people" / "tiny.jpg")
+    coco_variant("wrong_size", lambda d: d["images"][0].update(file_name="../tiny.jpg"))
     (root / "not_json.json").write_text("{ this is not json")
     paths["not_json"] = root / "not_json.json"
     savemat(root / "wrong_variable.mat", {"points": np.zeros((3, 14, 4))})
@@ -160,7 +163,7 @@ CASES = [
     ("no-annotations", "kpose", lambda w: ["train", "--data", coco(w, "no_annotations"),
      "--out", str(w["root"] / "new"), *TINY], "no_annotations.json"),
     ("missing-image", "kpose", lambda w: ["train", "--data", coco(w, "missing_image"),
-     "--out", str(w["root"] / "new"), *TINY], "gone.jpg"),
+     "--out", str(w["root"] / "new"), *TINY], "gone.jpg.*--skip-corrupt"),
     ("orphan-annotation", "kpose", lambda w: ["train", "--data", coco(w, "orphan_annotation"),
      "--out", str(w["root"] / "new"), *TINY], "image_id 999"),
     ("truncated-jpeg-in-training", "kpose", lambda w: ["train", "--data",
@@ -171,6 +174,9 @@ CASES = [
      "empty.jpg cannot be decoded"),
     ("truncated-jpeg-in-evaluation", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
      coco(w, "truncated_image")], "truncated.jpg cannot be decoded"),
+    ("image-smaller-than-its-annotation", "kpose", lambda w: ["train", "--data",
+     coco(w, "wrong_size"), "--out", str(w["root"] / "new"), *TINY],
+     r"tiny.jpg is 1 x 1 px but its annotation says 64 x 64 px"),
     ("mat-wrong-variable", "kpose", lambda w: ["train", "--data",
      f"lsp:{w['wrong_variable']}:{w['images']}", "--out", str(w["root"] / "new"), *TINY],
      "wrong_variable.mat"),
@@ -274,3 +280,16 @@ def test_skip_corrupt_leaves_unreadable_images_out_with_a_count(world, tmp_path,
     assert kpose_main(["evaluate", str(run), "--data", coco(world, "empty_image"),
                        "--skip-corrupt"]) == 0
     assert "3 persons from" in capsys.readouterr().out
+
+
+def test_a_split_read_without_its_first_index_is_refused(realdata, capsys):
+    """lspet_bench val starts at im04001.jpg; read from image 1, its joints do not fit."""
+    bench = realdata / "lspet_bench"
+    if not (bench / "joints_val.mat").is_file():
+        pytest.skip(f"lspet_bench not found in {realdata}")
+    status = kpose_main(["evaluate", "pretrained:lsp-simplebaseline-r18", "--data",
+                         f"lspet:{bench / 'joints_val.mat'}:{bench / 'images'}"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(lines) == 1
+    assert "joints_val.mat: the joints of 55 of 500 persons lie far outside" in lines[0]
+    assert "give FIRST_INDEX" in lines[0]

@@ -77,7 +77,8 @@ def check_images_exist(paths: Sequence[str | os.PathLike], *, skip_missing: bool
     if missing:
         message = _missing_message(missing, source)
         if not skip_missing:
-            raise FileNotFoundError(f"{message}; pass skip_missing=True to drop them")
+            raise FileNotFoundError(f"{message}; pass --skip-corrupt (skip_missing=True to "
+                                    "a reader) to leave their persons out")
         # stacklevel 3: point at the reader's caller, not at the reader.
         warnings.warn(f"{message}; their annotations are skipped", stacklevel=3)
     return [exists[str(p)] for p in paths]

@@ -89,7 +89,38 @@ def read_lsp(joints_mat: str | os.PathLike, image_dir: str | os.PathLike | None 
     if outside:
         warnings.warn(f"{path}: {len(outside)} image(s) have no labelled joint inside the "
                       f"image and were skipped: {', '.join(outside[:5])}", stacklevel=2)
+    _check_pairing(path, records, len(kept), first_index)
     return records
+
+
+# Joints farther outside their image than this fraction of its longer side are not
+# plausible labels; when many persons have them, the joints are paired with the wrong
+# images (a split read without its FIRST_INDEX). Correct real files have none (LSPET:
+# 0 of 4,500; lspet_bench val read from image 1 instead of 4001: 10.5 %).
+_OUTSIDE_TOLERANCE = 0.1
+_MISPAIRED_FRACTION = 0.05
+
+
+def _check_pairing(path: Path, records: list[PoseRecord], read: int, first_index: int) -> None:
+    """Refuse joints that do not fit their images, naming the first such image."""
+    implausible = []
+    for record in records:
+        width, height = record.image_size
+        tolerance = _OUTSIDE_TOLERANCE * max(width, height)
+        labelled = record.keypoints[record.keypoints[:, 2] > 0]
+        x, y = labelled[:, 0], labelled[:, 1]
+        if ((x < -tolerance) | (x > width - 1 + tolerance) | (y < -tolerance)
+                | (y > height - 1 + tolerance)).any():
+            implausible.append(record)
+    lost = read - len(records)  # images none of whose joints lie inside them
+    if len(implausible) + lost >= max(3, _MISPAIRED_FRACTION * max(read, 1)):
+        first = implausible[0] if implausible else None
+        example = f"; first {Path(first.image_path).name} ({first.image_size[0]} x " \
+            f"{first.image_size[1]} px)" if first else ""
+        raise ValueError(f"{path}: the joints of {len(implausible) + lost} of {read} persons "
+                         f"lie far outside their images{example}: are the joints paired "
+                         f"with the right images? Column 0 was read as image {first_index} "
+                         "(give FIRST_INDEX in the spec, e.g. lspet:joints.mat:images:4001)")
 
 
 def read_lsp_keypoints(joints_mat: str | os.PathLike, variant: str = "lsp") -> np.ndarray:

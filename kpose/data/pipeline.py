@@ -8,6 +8,7 @@ Per batch: colour jitter and the targets (belief maps or normalised coordinates)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -154,6 +155,7 @@ def make_dataset(
         "path": np.array([r.image_path for r in records]),
         "box": np.array([r.box for r in records], np.float32),
         "keypoints": np.stack([r.keypoints for r in records]).astype(np.float32),
+        "size": np.array([r.image_size for r in records], np.int32),  # (width, height)
     }
     flip_permutation = tf.constant(skeleton.flip_permutation, tf.int32)
     autotune = tf.data.AUTOTUNE
@@ -251,10 +253,23 @@ def _stream(columns: dict, count: int, seed: int, shuffle: bool, start: int,
     return positions.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+# The marker of the error a decoded image of another size than its record raises.
+_SIZE_MISMATCH = "but its annotation says"
+
+
 def _decode(sample: dict) -> dict:
     data = tf.io.read_file(sample["path"])
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
+    found = tf.shape(image)[1::-1]  # (width, height), as the record states it
+    text = lambda size: tf.strings.join(  # noqa: E731
+        [tf.strings.as_string(size[0]), " x ", tf.strings.as_string(size[1]), " px"])
+    checked = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(found, sample["size"])),
+        [tf.strings.join([sample["path"], " is ", text(found), f" {_SIZE_MISMATCH} ",
+                          text(sample["size"])])])
+    with tf.control_dependencies([checked]):
+        image = tf.identity(image)
     return {**sample, "image": image}
 
 
@@ -286,7 +301,11 @@ def naming_unreadable_images(records: Sequence[PoseRecord]):
     something failed)."""
     try:
         yield
-    except tf.errors.InvalidArgumentError:
+    except tf.errors.InvalidArgumentError as error:
+        mismatch = re.search(rf"\[([^\]]*{_SIZE_MISMATCH}[^\]]*)\]", str(error))
+        if mismatch:
+            raise ValueError(f"{mismatch.group(1)}: the image file does not match its "
+                             "annotation") from None
         paths = sorted({r.image_path for r in records})
         bad = find_unreadable_images(paths)
         if not bad:

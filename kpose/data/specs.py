@@ -46,8 +46,12 @@ class LoadedData:
     skeleton: Skeleton
 
 
-def load_data_spec(spec: str, *, synthetic_size: int = 256) -> LoadedData:
+def load_data_spec(spec: str, *, synthetic_size: int = 256,
+                   skip_missing: bool = False) -> LoadedData:
     """Read the data set a spec names (see the module docstring for the forms).
+
+    ``skip_missing`` drops the persons of missing image files (with a warning) instead
+    of refusing the data set.
 
     Raises:
         ValueError: the spec does not parse, or the data set holds no person.
@@ -58,11 +62,11 @@ def load_data_spec(spec: str, *, synthetic_size: int = 256) -> LoadedData:
                          f"got {spec!r}")
     kind, *parts = spec.split(":")
     readers = {"coco": _coco, "mpii": _mpii, "lsp": _lsp, "lspet": _lspet, "flic": _flic,
-               "synthetic": lambda p: _synthetic(p, synthetic_size)}
+               "synthetic": lambda p, skip: _synthetic(p, synthetic_size)}
     if kind not in readers:
         raise ValueError(f"unknown data spec {spec!r}: it must start with one of "
                          f"{sorted(readers)} ({DATA_SPEC_HELP})")
-    records, skeleton = readers[kind](parts)
+    records, skeleton = readers[kind](parts, skip_missing)
     if not records:
         raise ValueError(f"data spec {spec!r} holds no labelled person")
     return LoadedData(spec, records, skeleton)
@@ -78,33 +82,36 @@ def _arity(kind: str, parts: list[str], low: int, high: int, form: str) -> None:
         raise ValueError(f"data spec '{kind}:{':'.join(parts)}' does not parse; expected {form}")
 
 
-def _coco(parts):
+def _coco(parts, skip):
     _arity("coco", parts, 1, 2, "coco:ANNOTATIONS.json[:IMAGE_DIR]")
-    return read_coco(parts[0], parts[1] if len(parts) > 1 else None), COCO_17
+    return read_coco(parts[0], parts[1] if len(parts) > 1 else None,
+                     skip_missing=skip), COCO_17
 
 
-def _mpii(parts):
+def _mpii(parts, skip):
     _arity("mpii", parts, 1, 2, "mpii:ANNOTATIONS[:IMAGE_DIR]")
-    return read_mpii(parts[0], parts[1] if len(parts) > 1 else None), MPII_16
+    return read_mpii(parts[0], parts[1] if len(parts) > 1 else None,
+                     skip_missing=skip), MPII_16
 
 
-def _lsp(parts):
-    return _lsp_variant("lsp", parts)
+def _lsp(parts, skip):
+    return _lsp_variant("lsp", parts, skip)
 
 
-def _lspet(parts):
-    return _lsp_variant("lspet", parts)
+def _lspet(parts, skip):
+    return _lsp_variant("lspet", parts, skip)
 
 
-def _lsp_variant(variant, parts):
+def _lsp_variant(variant, parts, skip):
     _arity(variant, parts, 2, 3, f"{variant}:joints.mat:IMAGE_DIR[:FIRST_INDEX]")
     first = _integer(parts[2], "FIRST_INDEX") if len(parts) == 3 else 1
-    return read_lsp(parts[0], parts[1], variant=variant, first_index=first), LSP_14
+    return read_lsp(parts[0], parts[1], variant=variant, first_index=first,
+                    skip_missing=skip), LSP_14
 
 
-def _flic(parts):
+def _flic(parts, skip):
     _arity("flic", parts, 2, 2, "flic:examples.mat:IMAGE_DIR")
-    return read_flic(parts[0], parts[1]), FLIC
+    return read_flic(parts[0], parts[1], skip_missing=skip), FLIC
 
 
 def _synthetic(parts, size):
