@@ -119,11 +119,13 @@ def load_export_images(data, skeleton, input_size, *, samples: int = 200, verify
 
 def _crops(make_dataset, records, skeleton, input_size):
     """All person crops of ``records``: images ``(N, H, W, 3)`` and keypoints in input px."""
+    from kpose.data.pipeline import naming_unreadable_images  # with make_dataset: TF
     data = make_dataset(records, skeleton, input_size=tuple(input_size), target="none",
                         batch_size=32, training=False)
     images, keypoints = [], []
-    for batch_images, batch_keypoints in data:
-        images.append(batch_images.numpy())
-        keypoints.append(batch_keypoints.numpy())
+    with naming_unreadable_images(records):  # a decode error names the file
+        for batch_images, batch_keypoints in data:
+            images.append(batch_images.numpy())
+            keypoints.append(batch_keypoints.numpy())
     return (np.concatenate(images).astype(np.float32),
             np.concatenate(keypoints).astype(np.float32))
