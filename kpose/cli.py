@@ -117,8 +117,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      "e.g. depth=34 or deconv_filters=128 (repeatable; VALUE is read as "
                      "JSON, else as text)")
     fit.add_argument("--skip-corrupt", action="store_true",
-                     help="decode every image first and leave out persons whose image is "
-                     "unreadable (counted); default: an unreadable image is an error")
+                     help="leave out persons whose image is missing or unreadable "
+                     "(every image is decoded once first; counted); default: such an image "
+                     "is an error naming it")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)
@@ -131,7 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="average each prediction with that of the mirrored image")
     score.add_argument("--json", type=Path, help="also write the report as JSON")
     score.add_argument("--skip-corrupt", action="store_true",
-                       help="leave out persons whose image is unreadable (counted)")
+                       help="leave out persons whose image is missing or unreadable "
+                       "(counted)")
     score.add_argument("--plots", type=Path, metavar="DIR",
                        help="draw PNG figures into DIR: the PCK curve per stage with "
                        "per-joint bars, and ground truth beside prediction for a few persons")

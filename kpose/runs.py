@@ -51,9 +51,13 @@ class RunConfig:
     skip_corrupt: bool = False
     model_options: dict = field(default_factory=dict)
 
+    def to_json(self) -> str:
+        """The text of ``config.json``."""
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
     def save(self, path: Path) -> None:
         with atomic_path(path) as temporary:
-            temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+            temporary.write_text(self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:

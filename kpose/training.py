@@ -485,7 +485,7 @@ def _open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
         recover_checkpoints(checkpoints)
     existed = frozenset(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) \
         if folder_existed else frozenset()
-    text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+    text = config.to_json()
     if resume:
         state = read_state(checkpoints)
         if state is None or last_checkpoint(checkpoints) is None:

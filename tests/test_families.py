@@ -95,7 +95,7 @@ def test_heatmap_decoder_takes_the_codec_stride_and_no_background():
 ])
 def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, people, tmp_path):
     model, history = train(family, people, val_data=people, out_dir=tmp_path / "run",
-                           input_size=SIZE, width=0.125, epochs=2, steps_per_epoch=3,
+                           input_size=SIZE, width=0.125, epochs=1, steps_per_epoch=2,
                            batch_size=4, strategy="default", verbose=0, **options)
     assert model_family(model) == family
     assert np.isfinite(history["loss"]).all()
@@ -118,12 +118,11 @@ def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "float").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
-    edge = export_model(path, tmp_path / "edgetpu", edgetpu=True, calibration_data=people,
-                        **FAST)
-    mapping = edge.report["edgetpu"]
-    assert mapping["ops"] > 20 and 0.0 < mapping["coverage"] <= 1.0
-    if name == "simplebaseline-mobilenetv2":
-        assert mapping["fully_mapped"], mapping["unsupported"]
+    if name == "simplebaseline-mobilenetv2":  # the phone model: every op on the Edge TPU
+        edge = export_model(path, tmp_path / "edgetpu", edgetpu=True, calibration_data=people,
+                            **FAST)
+        mapping = edge.report["edgetpu"]
+        assert mapping["ops"] > 20 and mapping["fully_mapped"], mapping["unsupported"]
 
 
 def test_a_model_for_another_skeleton_is_refused_naming_both(people):

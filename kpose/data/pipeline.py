@@ -143,7 +143,7 @@ def make_dataset(
         raise ValueError("cache=True keeps one pass in memory and cannot be combined with "
                          "repeat=True; choose one")
     if verify_images:
-        records = _drop_unreadable(records, skip_corrupt)
+        records = drop_unreadable(records, skip=skip_corrupt)
 
     augmentation = augmentation if augmentation is not None else (
         Augmentation() if training else NO_AUGMENTATION)
@@ -262,8 +262,11 @@ def _decode(sample: dict) -> dict:
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     found = tf.shape(image)[1::-1]  # (width, height), as the record states it
-    text = lambda size: tf.strings.join(  # noqa: E731
-        [tf.strings.as_string(size[0]), " x ", tf.strings.as_string(size[1]), " px"])
+
+    def text(size):
+        return tf.strings.join([tf.strings.as_string(size[0]), " x ",
+                                tf.strings.as_string(size[1]), " px"])
+
     checked = tf.debugging.Assert(
         tf.reduce_all(tf.equal(found, sample["size"])),
         [tf.strings.join([sample["path"], " is ", text(found), f" {_SIZE_MISMATCH} ",
@@ -288,10 +291,6 @@ def _check_records(records, skeleton: Skeleton) -> list[PoseRecord]:
             raise ValueError(f"records[{i}] ({record.image_path}) follows skeleton "
                              f"{record.skeleton!r}, not {skeleton.name!r}")
     return records
-
-
-def _drop_unreadable(records: list[PoseRecord], skip: bool) -> list[PoseRecord]:
-    return drop_unreadable(records, skip=skip)
 
 
 @contextmanager
