@@ -73,6 +73,8 @@ def main() -> int:
     if abs(shipped["PCK@0.2"] - trained["PCK@0.2"]) > 0.005:
         raise SystemExit(f"the stored weights score {shipped['PCK@0.2']:.3f}, the run "
                          f"{trained['PCK@0.2']:.3f}: float16 storage hurts this model")
+    flipped = evaluate(kpose.pretrained(args.name), val, flip=True)["final"]
+    shipped["flip PCK@0.2"] = round(flipped["PCK@0.2"]["value"], 4)  # kpose evaluate --flip
     metadata["scores"][VAL] = shipped
     save_pretrained(model, args.name, metadata)
     megabytes = (card_path.stat().st_size + weights_path.stat().st_size) / 2**20
@@ -83,7 +85,8 @@ def main() -> int:
     results["models"][args.name] = row
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{args.name}: {megabytes:.2f} MB, val PCK@0.2 {100 * shipped['PCK@0.2']:.1f} % "
-          f"(PCK@0.1 {100 * shipped['PCK@0.1']:.1f} %), run {100 * trained['PCK@0.2']:.1f} %")
+          f"(PCK@0.1 {100 * shipped['PCK@0.1']:.1f} %, with flip "
+          f"{100 * shipped['flip PCK@0.2']:.1f} %), run {100 * trained['PCK@0.2']:.1f} %")
     print(f"command: {metadata['command']}")
     if args.figure is not None:
         draw_examples(kpose.pretrained(args.name), val, args.figure)

@@ -29,7 +29,7 @@ BUILDERS = {
                                                                width=0.25, depth=10, **kw),
     "simplebaseline-mobilenetv2": lambda **kw: build_simplebaseline(
         COCO_17, input_size=SIZE, width=0.35, backbone="mobilenetv2", deconv_filters=64, **kw),
-    "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=3,
+    "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=2,
                                               width=0.125, **kw),
 }
 
@@ -55,7 +55,8 @@ def test_heatmaps_come_at_stride_4_with_one_map_per_joint(name):
         assert tuple(maps.shape) == (2, SIZE // 4, SIZE // 4, 17) and maps.dtype == "float32"
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+# SimpleBaselines' MobileNetV2 variant shares the head of the ResNet one.
+@pytest.mark.parametrize("name", ["simplebaseline-resnet", "hourglass"])
 def test_each_family_learns_a_fixed_batch(name, people):
     keras.utils.set_random_seed(1)
     model = BUILDERS[name](learning_rate=3e-3)
@@ -91,7 +92,7 @@ def test_heatmap_decoder_takes_the_codec_stride_and_no_background():
 
 @pytest.mark.parametrize("family,options", [
     ("simplebaseline", {"backbone": "resnet", "depth": 10}),
-    ("hourglass", {"stages": 2, "depth": 3}),
+    ("hourglass", {"stages": 2, "depth": 2}),
 ])
 def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, people, tmp_path):
     model, history = train(family, people, val_data=people, out_dir=tmp_path / "run",
@@ -104,13 +105,16 @@ def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, peo
     assert list(report["stages"]) == stage_outputs(model)
 
 
+# The phone model goes to TFLite and the Edge TPU, the hourglass to TFLite and ONNX.
 @pytest.mark.parametrize("name", ["simplebaseline-mobilenetv2", "hourglass"])
 def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
     path = tmp_path / "model.keras"
     BUILDERS[name]().save(path)
-    result = export_model(path, tmp_path / "float", onnx=True, calibration_data=people,
+    onnx = name == "hourglass"
+    result = export_model(path, tmp_path / "float", onnx=onnx, calibration_data=people,
                           **FAST)
-    assert {row["file"] for row in result.report["files"]} == {"model.tflite", "model.onnx"}
+    assert {row["file"] for row in result.report["files"]} == \
+        ({"model.tflite", "model.onnx"} if onnx else {"model.tflite"})
     for row in result.report["files"]:
         assert row["max_px"] <= 0.01, row
     assert result.metadata["model"] == describe(keras.saving.load_model(path)).family
