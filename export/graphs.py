@@ -41,7 +41,7 @@ from kpose.models.layers import CenterMap
 from kpose.models.precision import float32_model
 from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
-from kpose.zoo import is_pretrained, pretrained
+from kpose.zoo import is_pretrained
 
 __all__ = ["PoseModel", "load_pose_model", "keypoint_graph", "raw_graph"]
 
@@ -107,34 +107,26 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
     source = None
     if isinstance(model, keras.Model):
         network = model
-    elif is_pretrained(model):
-        source = model
-        try:
-            network = pretrained(model)
-        except ValueError as error:
-            raise ExportError(str(error)) from None
     else:
-        path = Path(model)
-        source = str(path)
-        if not path.exists():
-            raise ExportError(f"model not found: {path}")
-        if path.is_file() and path.suffix != ".keras":
-            raise ExportError(f"{path} is not a Keras model: expected a .keras file or a "
-                              "kpose run folder")
-        if path.is_file() and not zipfile.is_zipfile(path):
-            # Keras would say "File not found" for a file that is there but is no archive.
-            raise ExportError(f"{path} is not a readable Keras model (not a .keras zip "
-                              "archive)")
-        try:
-            network, run = load_run_model(path)
+        source = str(model)
+        if not is_pretrained(model):  # pretrained:NAME is resolved by load_run_model
+            path = Path(model)
+            if not path.exists():
+                raise ExportError(f"model not found: {path}")
+            if path.is_file() and path.suffix != ".keras":
+                raise ExportError(f"{path} is not a Keras model: expected a .keras file or a "
+                                  "kpose run folder")
+        try:  # a non-zip .keras file is refused there, naming it
+            network, run = load_run_model(model)
         except (FileNotFoundError, ValueError) as error:
             raise ExportError(str(error).splitlines()[0]) from None
         except (zipfile.BadZipFile, OSError, TypeError, KeyError) as error:
-            raise ExportError(f"{path} is not a readable Keras model ({type(error).__name__}: "
+            raise ExportError(f"{source} is not a readable Keras model "
+                              f"({type(error).__name__}: "
                               f"{str(error).splitlines()[0] if str(error) else ''})") from None
         config = dataclasses.asdict(run) if run is not None else None
         if not isinstance(network, keras.Model):
-            raise ExportError(f"{path} holds a {type(network).__name__}, not a Keras model")
+            raise ExportError(f"{source} holds a {type(network).__name__}, not a Keras model")
     info, network = _identify(network, source)
     family = info.family
     network = float32_model(network)  # a mixed-precision run's 16-bit ops do not convert
