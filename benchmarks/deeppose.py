@@ -67,7 +67,7 @@ def main() -> int:
 
     from kpose.data.refiner_data import predict_image_keypoints
     from kpose.evaluation import mean_pose_keypoints
-    from kpose.deeppose_training import train_deeppose_cascade
+    from kpose.training.cascade import train_deeppose_cascade
     from kpose.models import build_deeppose_cascade
     from kpose.models.complexity import count_flops
 

@@ -66,6 +66,9 @@ def main() -> int:
                         help="benchmark these trained run folders (or .keras files) instead "
                              "of training the variants")
     parser.add_argument("--json", type=Path, default=Path("export.json"))
+    parser.add_argument("--edgetpu", action="store_true",
+                        help="compile every int8 file for the Edge TPU (default: only "
+                             "MobileNetV2 models)")
     parser.add_argument("--keras-one-thread", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.keras_one_thread:  # child process: one thread must be set before TF starts
@@ -93,7 +96,7 @@ def main() -> int:
         rows = []
         for label, settings in FORMATS:
             settings = dict(settings)
-            if label == "int8" and _is_mobile_cpm(run):
+            if label == "int8" and (args.edgetpu or _is_mobile(run)):
                 settings["edgetpu"] = True
             result = export_model(run, root / f"{variant}-{label}",
                                   calibration_samples=args.calibration_samples,
@@ -146,7 +149,7 @@ def _keras_one_thread_ms(run: Path, runs: int) -> float:
     from export.verify import _keras_latency
 
     pose = load_pose_model(run)
-    graph = keypoint_graph(pose) if pose.family == "cpm" else pose.network
+    graph = pose.network if pose.family == "deeppose" else keypoint_graph(pose)
     image = np.random.default_rng(0).uniform(0, 255, (1, *pose.input_size, 3))
     return _keras_latency(graph, image.astype(np.float32), runs)
 
@@ -168,12 +171,11 @@ def _spec_name(spec: str | None) -> str | None:
     return ":".join(Path(part).name if "/" in part else part for part in spec.split(":"))
 
 
-def _is_mobile_cpm(run: Path) -> bool:
-    """A CPM with the MobileNetV2 trunk: the Edge TPU variant."""
+def _is_mobile(run: Path) -> bool:
+    """A model on the MobileNetV2 backbone (any family): an Edge TPU variant."""
     config = run / "config.json"
     if config.is_file():
-        values = json.loads(config.read_text())
-        return values.get("model") == "cpm" and values.get("backbone") == "mobilenetv2"
+        return json.loads(config.read_text()).get("backbone") == "mobilenetv2"
     return "mobile" in run.name
 
 
@@ -239,7 +241,7 @@ def _mobile_goal(results) -> dict | None:
             r["keras_latency_ms"] for r in result["rows"] if r["label"] == "float32")
         size_mb = int8["size_bytes"] / 1e6
         speedup = keras_ms / int8["latency_ms"]["litert_1_thread"]
-        text = (f"goal (mobile CPM int8 at {result['input_size']} px): {size_mb:.2f} MB "
+        text = (f"goal ({result['variant']} int8 at {result['input_size']} px): {size_mb:.2f} MB "
                 f"({'<' if size_mb < 3 else '>='} 3 MB), {speedup:.1f}x faster than Keras "
                 f"float32 on one thread ({'met' if speedup >= 3 else 'NOT met'}: >= 3x)")
         return {"size_mb": size_mb, "speedup_1_thread": speedup,

@@ -64,7 +64,8 @@ VARIANTS = {
                          "residual_stages": True, "intermediate_supervision": False},
     # Phone candidates at 192 px (Edge TPU: every op of both maps).
     "simplebaseline-mnv2-192": {"model": "simplebaseline", "backbone": "mobilenetv2",
-                                "width": 0.5, "deconv_filters": 256, "input_size": 192,
+                                "width": 0.5, "deconv_filters": 256, "last_conv": False,
+                                "input_size": 192,
                                 "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                                 "foreground_weight": 10.0},
     "simplebaseline-r18-192": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,

@@ -14,7 +14,7 @@ from kpose.data import NO_AUGMENTATION, PoseRecord, box_from_keypoints, make_dat
 from kpose.data import read_coco, write_synthetic_dataset
 from kpose.data.refiner_data import (JointErrorDistribution, joint_error_distribution,
                                      measure_joint_errors, refiner_dataset)
-from kpose.deeppose_training import train_deeppose_cascade, with_visibility_targets
+from kpose.training.cascade import train_deeppose_cascade, with_visibility_targets
 from kpose.losses import CoordinateL2Loss, VisibilityLoss
 from kpose.models import (build_deeppose, build_deeppose_cascade, build_deeppose_refiner,
                           build_refinement_step)

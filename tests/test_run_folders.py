@@ -69,6 +69,54 @@ def test_a_run_killed_during_a_commit_resumes_to_the_uninterrupted_weights(
         last_checkpoint(run / "checkpoints").read_bytes()
 
 
+DEEPPOSE = dict(input_size=64, stages=2, width=0.25, batch_size=4, steps_per_epoch=2,
+                sigma=2.0, crops_per_sample=2, strategy="default", verbose=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_cascade(people, tmp_path_factory):
+    run = tmp_path_factory.mktemp("whole-cascade") / "run"
+    model, history = train("deeppose", people[0], out_dir=run, epochs=2, **DEEPPOSE)
+    return model, history, run
+
+
+# Commit 2 ends stage 1 (killed after its manifest: before stages/stage_1.keras is saved);
+# commit 4 is the refiner's second epoch (killed before its manifest: resumed inside the
+# refiner's stage, one epoch in).
+@pytest.mark.parametrize("point, commit", [("after-manifest", 2), ("before-manifest", 4),
+                                           ("mid-model", 3)])
+def test_a_killed_deeppose_run_resumes_inside_its_stage_to_the_uninterrupted_weights(
+        point, commit, people, uninterrupted_cascade, tmp_path):
+    data, annotations = people
+    whole, whole_history, whole_run = uninterrupted_cascade
+    run = tmp_path / "run"
+    killed = subprocess.run([sys.executable, str(HERE / "kill_worker.py"), str(annotations),
+                             str(run), point, "deeppose", str(commit)],
+                            capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    committed = read_state(run / "checkpoints")["epoch"]
+    assert committed == (commit if point == "after-manifest" else commit - 1)
+    resumed, history = train("deeppose", data, out_dir=run, epochs=2, resume=True, **DEEPPOSE)
+    assert history["stage"] == [1, 2, 2, 2][committed:]
+    for a, b in zip(whole.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
+                                   err_msg=a.path)
+    assert sorted(p.name for p in (run / "stages").iterdir()) == \
+        sorted(p.name for p in (whole_run / "stages").iterdir())
+    assert read_state(run / "checkpoints")["epoch"] == 4
+    assert not list(run.rglob(".*tmp*"))
+
+
+def test_a_deeppose_resume_may_not_move_its_stage_boundaries(people, uninterrupted_cascade):
+    _, _, run = uninterrupted_cascade
+    before = _snapshot(run)
+    with pytest.raises(ValueError, match=r"other settings \(epochs: run 2, now 3\); only "
+                                         r"strategy may change"):
+        train("deeppose", people[0], out_dir=run, epochs=3, resume=True, **DEEPPOSE)
+    assert _snapshot(run) == before
+
+
 def test_a_resume_with_other_settings_changes_nothing(people, tmp_path):
     data, _ = people
     run = tmp_path / "run"

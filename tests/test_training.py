@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kpose.checkpoints import read_state
 from kpose.cli import main
 from kpose.data import read_coco, write_synthetic_dataset
 from kpose.data.specs import LoadedData, load_data_spec
@@ -236,8 +237,15 @@ def test_deeppose_run_trains_the_cascade_and_evaluates_and_predicts(tmp_path, pe
     records = people.records[:2]
     keypoints = predict(out, [r.image_path for r in records], [r.box for r in records])
     assert keypoints.shape == (2, 17, 3) and np.all(keypoints[..., 2] == 1.0)
-    with pytest.raises(ValueError, match="trains stage by stage on one device"):
-        train("deeppose", people, out_dir=tmp_path / "again", resume=True, **SMALL)
+    assert (out / "stages/errors_2.json").is_file()
+    assert list((out / "logs").rglob("*tfevents*")), "no TensorBoard logs"
+    with (out / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["stage"] for row in rows] == ["1", "2"]
+    assert float(rows[1]["val_stage_2_pdj@0.2"]) == pytest.approx(history["val_pdj@0.2"][1])
+    assert read_state(out / "checkpoints")["epoch"] == 2
+    with pytest.raises(ValueError, match="a DeepPose cascade trains with 'auto', 'default'"):
+        train("deeppose", people, out_dir=tmp_path / "again", strategy="multiworker")
     with pytest.raises(ValueError, match="model option error_records=list cannot be recorded"):
         train("deeppose", people, out_dir=tmp_path / "again", error_records=people.records)
 

@@ -234,6 +234,7 @@ def refiner_dataset(
     margin: float = 1.25,
     images_per_draw: int = 4,
     shuffle_buffer: int | None = None,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """Crops around simulated stage ``s - 1`` predictions, batched for ``model.fit``.
 
@@ -263,9 +264,15 @@ def refiner_dataset(
         images_per_draw: person crops decoded together before the crops are drawn.
         shuffle_buffer: crops mixed across images before batching (default
             ``4 * batch_size``; each crop is ``crop_size^2 * 12`` bytes).
+        repeat: serve an endless stream whose every random choice (augmentation, joint,
+            displacement, crop order) is keyed by the seed and the position in the
+            stream, and so is the same under any ``tf.distribute`` strategy (whose
+            dataset rewrite re-seeds per-iteration random state) and from any
+            ``.skip(n)``; what ``kpose.train`` uses. ``False``: one pass, drawn afresh
+            on every iteration of the dataset.
 
     Returns:
-        A finite dataset (one pass over the records; ``.repeat()`` it for ``fit``) of
+        A dataset (one pass over the records unless ``repeat``) of
         ``(crops, targets)``: ``crops`` ``(B, crop_size, crop_size, 3)`` float32 RGB
         0..255 (0 outside the image), ``targets`` ``(B, K, 3)`` ``(x_n, y_n, weight)`` with
         weight 1 on the cropped joint's row only, the rows a refiner's
@@ -300,8 +307,12 @@ def refiner_dataset(
 
     base = make_dataset(usable, skeleton, input_size=size, target="none", training=training,
                         batch_size=images_per_draw, seed=seed, margin=margin,
-                        augmentation=augmentation, drop_remainder=False)
-    draw_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=training)
+                        augmentation=augmentation, drop_remainder=bool(repeat), repeat=repeat)
+    if repeat:  # keyed by the position: [seed + 1, draw index]
+        draw_seeds = tf.data.Dataset.counter().map(
+            lambda i: tf.bitwise.bitwise_xor(i, tf.constant((seed + 1) * 1_000_003, tf.int64)))
+    else:
+        draw_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=training)
     mean = tf.constant(errors.mean, tf.float32)
     factor = tf.constant(errors.factor(), tf.float32)
     torso = skeleton.torso
@@ -340,8 +351,9 @@ def refiner_dataset(
     dataset = dataset.unbatch()
     if training:
         buffer = shuffle_buffer if shuffle_buffer is not None else 4 * batch_size
+        # An endless stream is iterated once: its shuffle order is fixed by the seed alone.
         dataset = dataset.shuffle(max(1, int(buffer)), seed=seed,
-                                  reshuffle_each_iteration=True)
+                                  reshuffle_each_iteration=not repeat)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()
     options.deterministic = True

@@ -18,7 +18,8 @@ _MOBILENETV2_TAPS = {4: "block_3_expand_relu", 8: "block_6_expand_relu",
 
 
 def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha: float = 1.0,
-                         weights: str | None = None, name: str = "mobilenetv2") -> keras.Model:
+                         weights: str | None = None, last_conv: bool = True,
+                         name: str = "mobilenetv2") -> keras.Model:
     """MobileNetV2 cut at ``stride``, as a sub-model taking images scaled to [-1, 1].
 
     Args:
@@ -27,6 +28,9 @@ def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha:
         alpha: width multiplier, one of :data:`MOBILENETV2_ALPHAS`.
         weights: ``None`` (random init) or the path of a local ``.h5``/``.weights.h5``
             file of ImageNet weights for the full network (nothing is downloaded).
+        last_conv: at stride 32, end with the network's last 1 x 1 convolution (1280
+            channels, ReLU6); ``False`` ends at the last bottleneck (``160 * alpha``
+            linear channels), 8x fewer channels for a head to read.
         name: the sub-model's name.
 
     Returns:
@@ -42,7 +46,10 @@ def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha:
                                           include_top=False, weights=None)
     if weights is not None:
         full.load_weights(weights, skip_mismatch=False)
-    tap = full.get_layer(_MOBILENETV2_TAPS[stride]).output
+    tap_name = _MOBILENETV2_TAPS[stride]
+    if stride == 32 and not last_conv:
+        tap_name = "block_16_project_BN"
+    tap = full.get_layer(tap_name).output
     return keras.Model(full.input, tap, name=name)
 
 
@@ -91,7 +98,7 @@ def alexnet_features(input_size: tuple[int, int], *, width: float = 1.0,
                                 padding="same", activation="relu",
                                 name=f"{name}_conv{index}")(x)
         if batchnorm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+            x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{index}")(x)
         elif index in _ALEXNET_LRN:
             x = LocalResponseNormalisation(name=f"{name}_lrn{index}")(x)
         if index in _ALEXNET_POOLED:

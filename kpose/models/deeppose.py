@@ -354,7 +354,8 @@ def _regressor(image, *, backbone: str, batchnorm: bool, dropout: float, width: 
         features = keras.layers.Conv2D(channels, 1, activation="relu",
                                        name="features_reduce")(features)
         if batchnorm:
-            features = keras.layers.BatchNormalization(name="features_reduce_bn")(features)
+            features = keras.layers.BatchNormalization(
+                synchronized=True, name="features_reduce_bn")(features)
     hidden = keras.layers.Flatten(name="flatten")(features)
     units = max(8, int(round(FC_UNITS * width)))
     for index in (6, 7):  # AlexNet's fc6 and fc7

@@ -37,6 +37,7 @@ def build_simplebaseline(
     depth: int = 18,
     width: float = 1.0,
     deconv_filters: int = 256,
+    last_conv: bool = True,
     sigma: float = 2.0,
     margin: float = 1.25,
     foreground_weight: float = 0.0,
@@ -54,6 +55,10 @@ def build_simplebaseline(
             alphas) and of the transposed convolutions.
         deconv_filters: channels of each transposed convolution before ``width`` (paper:
             256).
+        last_conv: MobileNetV2 only: feed the transposed convolutions from its last
+            1 x 1 convolution (1280 channels, as Keras builds it); ``False`` feeds them
+            from its last bottleneck (``160 * alpha`` channels), which divides the first
+            transposed convolution's weights by 16 (at ``width`` 0.5: 2.6 M -> 0.16 M).
         sigma: heatmap Gaussian sigma in heatmap pixels (paper: 2).
         margin: the person box's enlargement for the top-down crop.
         foreground_weight: see :func:`~kpose.models.heatmaps.compile_belief_model`.
@@ -74,9 +79,12 @@ def build_simplebaseline(
                          f"{backbone!r}")
     if not width > 0:
         raise ValueError(f"width must be positive, got {width}")
+    if not last_conv and backbone != "mobilenetv2":
+        raise ValueError("last_conv=False is a MobileNetV2 option; the resnet backbone "
+                         "has no last 1 x 1 convolution to leave out")
     codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
     options = {"backbone": backbone, "depth": depth, "width": width,
-               "deconv_filters": deconv_filters}
+               "deconv_filters": deconv_filters, "last_conv": bool(last_conv)}
     info = ModelInfo("simplebaseline", skeleton, codec, (height, width_px), float(margin),
                      options)
 
@@ -87,7 +95,8 @@ def build_simplebaseline(
     else:
         alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
         features = mobilenetv2_features((height, width_px), stride=_BACKBONE_STRIDE,
-                                        alpha=alpha, weights=backbone_weights)(scaled)
+                                        alpha=alpha, weights=backbone_weights,
+                                        last_conv=last_conv)(scaled)
     x = features
     filters = max(8, int(round(deconv_filters * width)))
     for index in range(1, 4):

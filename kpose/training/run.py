@@ -1,28 +1,7 @@
-"""Training from one call: ``kpose.train(model="cpm", data=..., out_dir=...)``.
-
-A run folder holds everything about one training run:
-
-```
-RUN_DIR/
-  config.json            how to rebuild the model and the data pipeline
-  checkpoints/state.json the manifest: epoch counter, best value and the two files below
-  checkpoints/last.eNNNN.keras  model + optimiser state after the latest epoch
-  checkpoints/best.eNNNN.keras  the epoch with the best validation PCK@0.2 (or lowest loss)
-  checkpoints/last.keras, best.keras  links to those two files
-  model.keras            the final model
-  metrics.csv            one row of losses and validation metrics per epoch
-  logs/                  TensorBoard
-```
-
-Every file is written under a temporary name and renamed, and a checkpoint is committed
-by its manifest (:mod:`kpose.checkpoints`), so a run killed at any moment resumes exactly.
-Nothing in the folder changes before the run is known to be valid, and a run that fails
-before its first checkpoint leaves the folder as it found it.
-"""
+"""``kpose.train``: checks a run, opens its folder and trains any family in it."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import inspect
 import json
@@ -36,23 +15,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kpose.checkpoints import commit_checkpoint, last_checkpoint, read_state, recover_checkpoints
-from kpose.data.crop_inference import predict_record_keypoints
+from kpose.checkpoints import last_checkpoint
 from kpose.data.pipeline import make_dataset, naming_unreadable_images
 from kpose.data.specs import LoadedData, load_data_spec
 from kpose.data.verify import drop_unreadable
-from kpose.deeppose_training import train_deeppose_cascade
 from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.files import atomic_path
-from kpose.inference import predict_stage_keypoints
-from kpose.metrics import pck, pdj
 from kpose.models.card import describe, stage_outputs
-from kpose.models.deeppose import build_deeppose_cascade, build_deeppose_inference
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
 from kpose.multiworker import fit_multiworker, is_chief
-from kpose.runs import RunConfig, load_model, load_run_model
+from kpose.runs import RunConfig
+from kpose.training.callbacks import EpochSeeds, EpochSummaries, RunCheckpoint, ValidationPCK
+from kpose.training.cascade import CascadeRecipe, fit_deeppose_run, train_deeppose_cascade
+from kpose.training.run_folder import RunStart, open_run_folder, roll_back
 
-__all__ = ["RunConfig", "train", "load_model", "load_run_model", "ValidationPCK", "RunCheckpoint"]
+__all__ = ["train", "mixed_precision_policy", "MODELS"]
 
 MODELS = ("cpm", "simplebaseline", "hourglass", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
@@ -83,10 +60,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
         model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` (belief-map
             models, :func:`kpose.models.families.build_heatmap_model`) or
             ``"deeppose"``. A DeepPose run trains stage 1 and then one refiner per further
-            stage (:func:`kpose.deeppose_training.train_deeppose_cascade`) for
-            ``epochs * steps_per_epoch`` steps each, and saves the one-graph cascade as
-            ``model.keras`` and every stage in ``stages/``; it runs on one device and does
-            not resume.
+            stage (:func:`kpose.training.cascade.fit_deeppose_run`), ``epochs`` epochs
+            each, under the same strategy, checkpoints and resume; it saves the one-graph
+            cascade as ``model.keras`` and every finished stage in ``stages/``.
         data: a data spec (``"coco:ann.json:images"``, ``"synthetic:2000"``; see
             :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`.
         val_data: held-out data for the validation PCK@0.2 (torso) each ``val_every``
@@ -139,9 +115,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     _check_numbers(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                    input_size=input_size, stages=stages, val_every=val_every,
                    learning_rate=learning_rate, width=width, sigma=sigma)
-    if model == "deeppose" and (resume or strategy not in ("auto", "default")):
-        raise ValueError("a DeepPose cascade trains stage by stage on one device and does not "
-                         "resume: use strategy 'default' and a new run folder")
+    if model == "deeppose" and strategy == "multiworker":
+        raise ValueError("strategy 'multiworker' trains the belief-map families; a DeepPose "
+                         "cascade trains with 'auto', 'default', 'mirrored' or 'tpu'")
     for name, value in model_options.items():
         try:
             json.dumps(value)
@@ -180,7 +156,8 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
-    start = _open_run_folder(out_dir, config, resume, write=chief)
+    start = open_run_folder(out_dir, config, resume, write=chief,
+                            resumable=("strategy",) if model == "deeppose" else None)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -188,7 +165,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
                       resume=resume, run_start=start, verbose=verbose)
     except BaseException:
         if chief:
-            _roll_back(out_dir, start)
+            roll_back(out_dir, start)
         raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -198,7 +175,8 @@ def _check_model_options(model: str, options: dict) -> None:
     """Refuse builder options the family's builder does not take (or that ``train`` sets
     through its own arguments), naming those it does take."""
     builder = train_deeppose_cascade if model == "deeppose" else HEATMAP_BUILDERS[model]
-    own = set(inspect.signature(train).parameters) | {"skeleton", "stacks", "records", "steps"}
+    own = set(inspect.signature(train).parameters) | {"skeleton", "stacks", "records", "steps",
+                                                      "error_records"}
     taken = {name for name, parameter in inspect.signature(builder).parameters.items()
              if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in own}
     unknown = sorted(set(options) - taken)
@@ -265,17 +243,20 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     if lr_schedule == "cosine" and model in HEATMAP_BUILDERS:
         rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
     initial_epoch = run_start.initial_epoch
+    pending = {out_dir / "config.json": run_start.config_text} \
+        if run_start.config_text else None
     if model == "deeppose":
-        with atomic_path(out_dir / "config.json") as temporary:
-            temporary.write_text(run_start.config_text)
-        return _train_deeppose(train_data, val, out_dir, stages=stages, input_size=input_size,
-                               width=width,
-                               backbone="alexnet" if backbone in (None, "cpm") else backbone,
-                               steps=epochs * steps_per_epoch, batch_size=batch_size,
-                               learning_rate=rate, lr_schedule=lr_schedule,
-                               sigma=_DEEPPOSE_SIGMA if sigma is None else sigma,
-                               seed=seed,
-                               verbose=0 if verbose == 0 else 2, **model_options)
+        options = dict(model_options)
+        recipe = CascadeRecipe.create(
+            train_data.skeleton, stages, sigma=_DEEPPOSE_SIGMA if sigma is None else sigma,
+            input_size=input_size, cascade_input_size=options.pop("cascade_input_size", None),
+            crop_size=options.pop("crop_size", None),
+            backbone="alexnet" if backbone in (None, "cpm") else backbone, width=width,
+            batch_size=batch_size, seed=seed, **options)
+        return fit_deeppose_run(recipe, train_data, val, out_dir, distribution, epochs=epochs,
+                                steps_per_epoch=steps_per_epoch, learning_rate=rate,
+                                lr_schedule=lr_schedule, initial_epoch=initial_epoch,
+                                pending=pending, val_every=val_every, verbose=verbose)
     with distribution.scope():
         if resume:
             network = keras.saving.load_model(last_checkpoint(out_dir / "checkpoints"))
@@ -302,10 +283,9 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     if val is not None:
         callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))
     callbacks += [
+        EpochSeeds(seed),
         RunCheckpoint(write_dir / "checkpoints", monitor="val_pck@0.2" if val else "loss",
-                      best=run_start.best,
-                      pending={out_dir / "config.json": run_start.config_text}
-                      if run_start.config_text else None),
+                      best=run_start.best, pending=pending),
         keras.callbacks.CSVLogger(str(write_dir / "metrics.csv"), append=resume),
     ]
     if strategy == "multiworker":
@@ -335,218 +315,3 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     return network, history
 
 
-def _train_deeppose(train_data: LoadedData, val: LoadedData | None, out_dir: Path, *,
-                    stages: int, input_size: int, width: float, backbone: str, steps: int,
-                    batch_size: int, learning_rate: float, lr_schedule: str, sigma: float,
-                    seed: int, verbose: int, **model_options) -> tuple[keras.Model, dict]:
-    """Train a DeepPose cascade stage by stage and write its run folder."""
-    result = train_deeppose_cascade(train_data.records, train_data.skeleton, stages=stages,
-                                    sigma=sigma, input_size=input_size, backbone=backbone,
-                                    width=width, steps=steps, batch_size=batch_size,
-                                    learning_rate=learning_rate, lr_schedule=lr_schedule,
-                                    seed=seed, verbose=verbose,
-                                    **model_options)
-    names = ["stage_1", *[f"refiner_{s}" for s in range(2, stages + 1)]]
-    for name, network in zip(names, [result.stage1, *result.refiners]):
-        with atomic_path(out_dir / "stages" / f"{name}.keras") as temporary:
-            network.save(temporary)
-    history = {"stage": list(range(1, stages + 1)),
-               "loss": [float(h["loss"][-1]) for h in result.histories],
-               "seconds": [round(s, 1) for s in result.seconds]}
-    if val is not None:
-        # Every stage's cascade, so the report shows what each refiner adds.
-        truth = np.stack([r.keypoints for r in val.records])
-        history["val_pdj@0.2"] = []
-        for count in range(1, stages + 1):
-            partial = build_deeppose_cascade(result.stage1, result.refiners[:count - 1],
-                                             sigma=sigma, skeleton=train_data.skeleton)
-            found = predict_record_keypoints(
-                build_deeppose_inference(partial), val.records, val.skeleton,
-                input_size=input_size, decode=lambda outputs: {"k": np.asarray(outputs)})["k"]
-            history["val_pdj@0.2"].append(pdj(found, truth, val.skeleton).value)
-            print(f"stage {count}: val PDJ@0.2 {history['val_pdj@0.2'][-1]:.4f}", flush=True)
-    with atomic_path(out_dir / "metrics.csv") as temporary:
-        with temporary.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(list(history))
-            writer.writerows(zip(*history.values()))
-    with atomic_path(out_dir / "model.keras") as temporary:
-        result.cascade.save(temporary)
-    return result.cascade, history
-
-
-class ValidationPCK(keras.callbacks.Callback):
-    """Adds the validation PCK (torso-normalised, decoded in the graph's way) to the epoch
-    logs every ``every`` epochs, NaN in the other epochs: ``val_pck@0.2`` of the last stage,
-    and ``val_stage_N_pck@0.1`` / ``val_stage_N_pck@0.2`` of every stage, so
-    ``metrics.csv`` and TensorBoard hold each stage's learning curve."""
-
-    def __init__(self, data: LoadedData, *, input_size: int, every: int = 1,
-                 batch_size: int = 32):
-        super().__init__()
-        self.data, self.input_size = data, input_size
-        self.every, self.batch_size = every, batch_size
-        self.truth = np.stack([r.keypoints for r in data.records])
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        names = None
-        if (epoch + 1) % self.every == 0:
-            stages = predict_stage_keypoints(self.model, self.data.records, self.data.skeleton,
-                                             input_size=self.input_size,
-                                             batch_size=self.batch_size)
-            names = sorted(stages, key=lambda name: int(name.split("_")[1]))
-            for name in names:
-                for alpha in (0.1, 0.2):
-                    logs[f"val_{name}_pck@{alpha:g}"] = pck(
-                        stages[name], self.truth, self.data.skeleton, alpha=alpha).value
-            logs["val_pck@0.2"] = logs[f"val_{names[-1]}_pck@0.2"]
-            print(" - val PCK@0.2 per stage: " + " ".join(
-                f"{logs[f'val_{name}_pck@0.2']:.4f}" for name in names), flush=True)
-        else:
-            for name in [n for n in self.model.output_names if n.startswith("stage_")]:
-                for alpha in (0.1, 0.2):
-                    logs[f"val_{name}_pck@{alpha:g}"] = float("nan")
-            logs["val_pck@0.2"] = float("nan")
-
-
-class EpochSummaries(keras.callbacks.Callback):
-    """Writes every epoch's logs as TensorBoard scalars (for the custom training loop,
-    where Keras's TensorBoard callback has no ``fit`` state to read)."""
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.writer = tf.summary.create_file_writer(str(Path(folder) / "train"))
-
-    def on_epoch_end(self, epoch, logs=None):
-        with self.writer.as_default():
-            for name, value in (logs or {}).items():
-                tf.summary.scalar(f"epoch_{name}", value, step=epoch)
-        self.writer.flush()
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """Commits a checkpoint every epoch (:func:`kpose.checkpoints.commit_checkpoint`: the
-    epoch's model, the best one when ``monitor`` improves, then the manifest)."""
-
-    def __init__(self, folder: Path, *, monitor: str, best: float | None = None,
-                 pending: dict[Path, str] | None = None):
-        super().__init__()
-        self.folder, self.monitor = Path(folder), monitor
-        self.higher_is_better = monitor.startswith("val_pck")
-        self.best = best
-        self.pending = pending  # files of the run's first commit (its config.json)
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        improved = value is not None and not math.isnan(value) and (
-            self.best is None
-            or (value > self.best if self.higher_is_better else value < self.best))
-        if improved:
-            self.best = float(value)
-        commit_checkpoint(self.folder, self.model, epoch=epoch + 1, monitor=self.monitor,
-                          best=self.best, improved=improved, also=self.pending)
-        self.pending = None
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """Where a run starts: its epoch and best value, the ``config.json`` text to commit
-    with its first checkpoint (``None``: unchanged), and the folder's paths before it."""
-
-    initial_epoch: int
-    best: float | None
-    config_text: str | None
-    existed: frozenset[str]
-    folder_existed: bool
-
-
-# What a kpose run leaves in its folder before its first checkpoint commits.
-_LEFTOVERS = ("logs", "checkpoints")
-# Fields a resumed run may change: its length, and where it runs.
-_RESUMABLE_CHANGES = ("epochs", "strategy")
-
-
-def _open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
-                     write: bool = True) -> RunStart:
-    """Check the folder against the run before anything in it changes.
-
-    A new run needs a new or empty folder (or the leftovers of a kpose run killed before
-    its first checkpoint); a resumed one needs a committed checkpoint and the same
-    settings apart from :data:`_RESUMABLE_CHANGES`. Nothing is written here: the config
-    is committed with the first checkpoint.
-    """
-    folder_existed = out_dir.exists()
-    if folder_existed and not out_dir.is_dir():
-        raise ValueError(f"{out_dir} is a file, not a run folder")
-    checkpoints = out_dir / "checkpoints"
-    if write:
-        recover_checkpoints(checkpoints)
-    existed = frozenset(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) \
-        if folder_existed else frozenset()
-    text = config.to_json()
-    if resume:
-        state = read_state(checkpoints)
-        if state is None or last_checkpoint(checkpoints) is None:
-            raise FileNotFoundError(f"cannot resume: {out_dir} has no committed checkpoint "
-                                    "(checkpoints/state.json and the model it names)")
-        previous = RunConfig.load(out_dir / "config.json")
-        changed = [f.name for f in dataclasses.fields(RunConfig)
-                   if f.name not in _RESUMABLE_CHANGES
-                   and getattr(previous, f.name) != getattr(config, f.name)]
-        if changed:
-            details = "; ".join(f"{name}: run {getattr(previous, name)!r}, now "
-                                f"{getattr(config, name)!r}" for name in changed[:3])
-            raise ValueError(f"cannot resume {out_dir} with other settings ({details}); "
-                             f"only {' and '.join(_RESUMABLE_CHANGES)} may change")
-        unchanged = dataclasses.asdict(previous) == dataclasses.asdict(config)
-        return RunStart(int(state["epoch"]), state.get("best"), None if unchanged else text,
-                        existed, folder_existed)
-    if not write:  # a worker other than the chief: the chief checks and writes the folder
-        return RunStart(0, None, text, existed, folder_existed)
-    if folder_existed:
-        if (out_dir / "config.json").exists() or read_state(checkpoints) is not None:
-            raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
-                             "continue it, or choose another folder")
-        foreign = sorted(p.name for p in out_dir.iterdir()
-                         if p.name not in _LEFTOVERS or not _is_leftover(p))
-        if foreign:
-            raise ValueError(f"{out_dir} holds files kpose did not write "
-                             f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''})"
-                             ": train into a new or empty folder")
-        for name in _LEFTOVERS:
-            shutil.rmtree(out_dir / name, ignore_errors=True)
-        existed = frozenset()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return RunStart(0, None, text, existed, folder_existed)
-
-
-def _is_leftover(path: Path) -> bool:
-    """Whether ``path`` (``logs/`` or ``checkpoints/``) holds only what a kpose run writes
-    before its first commit: TensorBoard event files, epoch model files, temporaries."""
-    if not path.is_dir():
-        return False
-    for item in path.rglob("*"):
-        if item.is_file() and "tfevents" not in item.name and not (
-                item.name.startswith((".", "last.", "best.")) and ".keras" in item.name):
-            return False
-    return True
-
-
-def _roll_back(out_dir: Path, start: RunStart) -> None:
-    """After a failure before the run's first commit, remove what the run created, so the
-    folder is as it was found. A run that committed a checkpoint is kept (resume it)."""
-    state = read_state(out_dir / "checkpoints") if out_dir.is_dir() else None
-    if state is not None and int(state["epoch"]) > start.initial_epoch:
-        return
-    if not start.folder_existed:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        return
-    created = [p for p in out_dir.rglob("*") if str(p.relative_to(out_dir)) not in
-               start.existed]
-    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
