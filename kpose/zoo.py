@@ -115,8 +115,8 @@ def save_pretrained(model: keras.Model, name: str, metadata: dict,
     card = {"name": name, "metadata": metadata,
             "weights_sha256": hashlib.sha256(payload).hexdigest(),
             "architecture": json.loads(model.to_json())}
-    with atomic_path(card_path) as temporary:
-        temporary.write_text(json.dumps(card, indent=1) + "\n")
+    with atomic_path(card_path) as temporary:  # compact: the architecture is most of it
+        temporary.write_text(json.dumps(card, separators=(",", ":")) + "\n")
     return card_path, weights_path
 
 
