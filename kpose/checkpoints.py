@@ -29,10 +29,16 @@ import keras
 from kpose.files import atomic_path
 
 __all__ = ["STATE_FILE", "commit_checkpoint", "read_state", "last_checkpoint",
-           "recover_checkpoints"]
+           "recover_checkpoints", "is_checkpoint_file"]
 
 STATE_FILE = "state.json"
 _VIEWS = {"last": "last.keras", "best_file": "best.keras"}
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """Whether a file name is one a checkpoint commit writes before its manifest: an epoch
+    model (``last.eNNNN.keras``, ``best.eNNNN.keras``), a link view or a temporary."""
+    return name.startswith((".", "last.", "best.")) and ".keras" in name
 
 
 def read_state(folder: str | Path) -> dict | None:

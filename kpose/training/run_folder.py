@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kpose.checkpoints import last_checkpoint, read_state, recover_checkpoints
+from kpose.checkpoints import is_checkpoint_file, last_checkpoint, read_state, recover_checkpoints
 from kpose.runs import RunConfig
 
 __all__ = ["RunStart", "open_run_folder", "roll_back"]
@@ -93,8 +93,7 @@ def _is_leftover(path: Path) -> bool:
     if not path.is_dir():
         return False
     for item in path.rglob("*"):
-        if item.is_file() and "tfevents" not in item.name and not (
-                item.name.startswith((".", "last.", "best.")) and ".keras" in item.name):
+        if item.is_file() and "tfevents" not in item.name and not is_checkpoint_file(item.name):
             return False
     return True
 
