@@ -27,8 +27,10 @@ FAST = {"calibration_samples": 16, "verify_samples": 8, "latency_runs": 2, "verb
 BUILDERS = {
     "simplebaseline-resnet": lambda **kw: build_simplebaseline(COCO_17, input_size=SIZE,
                                                                width=0.25, depth=10, **kw),
+    # The phone variant as kpose ships it: the head reads MobileNetV2's last bottleneck.
     "simplebaseline-mobilenetv2": lambda **kw: build_simplebaseline(
-        COCO_17, input_size=SIZE, width=0.35, backbone="mobilenetv2", deconv_filters=64, **kw),
+        COCO_17, input_size=SIZE, width=0.35, backbone="mobilenetv2", deconv_filters=64,
+        last_conv=False, **kw),
     "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=2,
                                               width=0.125, **kw),
 }
@@ -53,6 +55,16 @@ def test_heatmaps_come_at_stride_4_with_one_map_per_joint(name):
     assert len(outputs) == (2 if name == "hourglass" else 1)
     for maps in outputs.values():
         assert tuple(maps.shape) == (2, SIZE // 4, SIZE // 4, 17) and maps.dtype == "float32"
+
+
+def test_mobilenetv2_head_on_the_bottleneck_has_a_fraction_of_the_weights():
+    def weights(last_conv):
+        return build_simplebaseline(LSP_14, input_size=192, width=0.5, backbone="mobilenetv2",
+                                    last_conv=last_conv, learning_rate=None).count_params()
+    # The first transposed convolution reads 80 instead of 1280 channels: 3.86 M -> 1.35 M.
+    assert weights(False) < 0.4 * weights(True)
+    with pytest.raises(ValueError, match="last_conv=False is a MobileNetV2 option"):
+        build_simplebaseline(LSP_14, input_size=64, backbone="resnet", last_conv=False)
 
 
 # SimpleBaselines' MobileNetV2 variant shares the head of the ResNet one.
