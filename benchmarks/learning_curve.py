@@ -180,7 +180,8 @@ def _curve(metrics_csv: Path, eval_every: int) -> list[dict]:
 
 def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
     """PCK@0.2 against steps: one colour per variant, one line style per stage (the last
-    stage drawn thick), and the mean pose's PCK as a grey line."""
+    stage drawn thick), and the mean pose's PCK as a grey line. Runs marked ``stopped``
+    (recorded negative results) are left out."""
     from matplotlib.figure import Figure
 
     from kpose.viz import save_figure
@@ -188,7 +189,8 @@ def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
     figure = Figure(figsize=(7.5, 4.5))
     ax = figure.subplots()
     styles = ["-", "--", ":", "-."]
-    for colour, (variant, row) in enumerate(sorted(results.items())):
+    drawn = {name: row for name, row in results.items() if not row.get("stopped")}
+    for colour, (variant, row) in enumerate(sorted(drawn.items())):
         stages = sorted({k.split("_pck")[0] for point in row["curve"] for k in point
                          if k.startswith("stage_")}, key=lambda s: int(s.split("_")[1]))
         for index, stage in enumerate(stages):
