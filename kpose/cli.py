@@ -86,7 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="default: the family's own (CPM: the paper's trunk; "
                      "simplebaseline: resnet; DeepPose: alexnet)")
     fit.add_argument("--width", type=float, default=1.0, help="channel multiplier")
-    fit.add_argument("--epochs", type=int, default=10)
+    fit.add_argument("--epochs", type=int, default=10, help="default 10 (DeepPose: per stage)")
     fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     fit.add_argument("--batch-size", type=int, default=16, help="global batch")
     fit.add_argument("--input-size", type=int,

@@ -65,11 +65,13 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             cascade as ``model.keras`` and every finished stage in ``stages/``.
         data: a data spec (``"coco:ann.json:images"``, ``"synthetic:2000"``; see
             :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`.
-        val_data: held-out data for the validation PCK@0.2 (torso) each ``val_every``
-            epochs; the best checkpoint follows it.
+        val_data: held-out data for the validation PCK@0.2 (torso) of every stage each
+            ``val_every`` epochs; the best checkpoint follows it. DeepPose: the PDJ@0.2 of
+            the cascade up to the stage in training (its best file is its last).
         out_dir: the run folder (created; refused if it holds another run, unless
             ``resume``).
-        epochs, batch_size, steps_per_epoch: ``batch_size`` is the global batch, split
+        epochs, batch_size, steps_per_epoch: per stage for DeepPose. ``batch_size`` is
+            the global batch (DeepPose's refiners: crops), split
             over the strategy's replicas; ``steps_per_epoch`` defaults to one pass
             (``len(records) // batch_size``).
         input_size, stages, width, backbone: the model (defaults: CPM 368 px and 6
@@ -93,8 +95,10 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             Layers compute in 16 bits and keep float32 weights; the stage outputs and the
             losses stay float32, and float16 scales the loss (Keras's
             ``LossScaleOptimizer``). The global Keras policy is restored on return.
-        resume: continue from ``checkpoints/last.keras`` with its optimiser state, epoch
-            counter and place in the data stream; the result matches an uninterrupted run.
+        resume: continue from the last checkpoint with its optimiser state, epoch counter
+            and place in the data stream (DeepPose: inside the stage where the run
+            stopped); the result matches an uninterrupted run. Only ``epochs`` (not for
+            DeepPose, where it sets the stage boundaries) and ``strategy`` may change.
         paper: build the paper's model (the builder's defaults) instead of the training
             recipe (:data:`kpose.models.families.RECIPES`: BatchNorm, foreground-weighted
             loss, and for the CPM shared features and residual stages).
