@@ -124,6 +124,8 @@ CASES = [
     ("unknown-option", "kpose", lambda w: train_new(w, "--option", "depht=3"), "depht"),
     ("malformed-option", "kpose", lambda w: train_new(w, "--option", "=3"), "--option"),
     ("unknown-strategy", "kpose", lambda w: train_new(w, "--strategy", "bogus"), "--strategy"),
+    ("deeppose-multiworker", "kpose", lambda w: ["train", "--model", "deeppose", "--data",
+     coco(w), "--out", str(w["root"] / "new"), "--strategy", "multiworker"], "multiworker"),
     ("unknown-model", "kpose", lambda w: ["train", "--model", "posenet", "--data", coco(w),
      "--out", str(w["root"] / "new")], "--model"),
     ("unknown-command", "kpose", lambda w: ["fly"], "COMMAND"),
