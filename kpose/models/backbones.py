@@ -12,9 +12,9 @@ __all__ = ["mobilenetv2_features", "MOBILENETV2_ALPHAS", "alexnet_features",
 # Widths keras.applications.MobileNetV2 accepts.
 MOBILENETV2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
-# Last layer of MobileNetV2 at each output stride (its 'expand' activations).
 # Moving-statistics momentum of MobileNetV2's BatchNorm layers (see mobilenetv2_features).
 _BN_MOMENTUM = 0.99
+# Last layer of MobileNetV2 at each output stride (its 'expand' activations).
 _MOBILENETV2_TAPS = {4: "block_3_expand_relu", 8: "block_6_expand_relu",
                      16: "block_13_expand_relu", 32: "out_relu"}
 
@@ -37,8 +37,8 @@ def mobilenetv2_features(input_size: tuple[int, int], *, stride: int = 8, alpha:
 
     Its BatchNorm layers keep moving statistics with momentum 0.99 (Keras builds them with
     0.999, whose averages lag so far behind a network trained from scratch that after
-    2,000 steps on lspet_bench a SimpleBaselines model scored 4.3 % val PCK@0.2 with
-    them and 12.7 % with re-estimated ones).
+    2,000 steps on lspet_bench a SimpleBaselines model scored 4.3 % PCK@0.2 on 200 val
+    persons with them and 12.7 % with re-estimated ones).
 
     Returns:
         A model ``(B, H, W, 3)`` in [-1, 1] -> ``(B, H / stride, W / stride, C)``.
