@@ -26,7 +26,8 @@ from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.runs import RunConfig
 from kpose.training.callbacks import EpochSeeds, EpochSummaries, RunCheckpoint, ValidationPCK
-from kpose.training.cascade import CascadeRecipe, fit_deeppose_run, train_deeppose_cascade
+from kpose.training.cascade import (CascadeRecipe, fit_deeppose_run, stage_rate,
+                                   train_deeppose_cascade)
 from kpose.training.run_folder import RunStart, open_run_folder, roll_back
 
 __all__ = ["train", "mixed_precision_policy", "MODELS"]
@@ -244,8 +245,8 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     rate = scaled_learning_rate(learning_rate, batch_size)
     if steps_per_epoch is None:
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
-    if lr_schedule == "cosine" and model in HEATMAP_BUILDERS:
-        rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
+    if model in HEATMAP_BUILDERS:  # DeepPose: one schedule per stage, in fit_deeppose_run
+        rate = stage_rate(rate, lr_schedule, epochs * steps_per_epoch)
     initial_epoch = run_start.initial_epoch
     pending = {out_dir / "config.json": run_start.config_text} \
         if run_start.config_text else None
