@@ -68,6 +68,14 @@ VARIANTS = {
                                 "input_size": 192,
                                 "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                                 "foreground_weight": 10.0},
+    # The same with nearest-neighbour + depthwise-separable upsampling: LiteRT runs int8
+    # TRANSPOSE_CONV slowly, and this head is a quarter of its multiply-adds.
+    "simplebaseline-mnv2-192-nearest": {"model": "simplebaseline", "backbone": "mobilenetv2",
+                                        "width": 0.5, "deconv_filters": 256,
+                                        "last_conv": False, "upsampling": "nearest",
+                                        "input_size": 192, "learning_rate": 1e-3,
+                                        "lr_schedule": "cosine", "sigma": 2.0,
+                                        "foreground_weight": 10.0},
     "simplebaseline-r18-192": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
                                "width": 0.375, "deconv_filters": 256, "input_size": 192,
                                "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,

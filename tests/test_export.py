@@ -170,6 +170,18 @@ def test_float16_check_excuses_only_a_few_ties_that_rounding_decides():
     assert not _check(dict(row, ties=9), item)["passed"]  # too many ties to trust
 
 
+def test_float16_ties_are_peaks_rounding_flips_or_the_file_finds_at_equal_height():
+    from export.verify import float16_ties
+
+    distance = np.array([[0.1, 26.6, 26.6, 3.0]])  # the file's keypoints vs Keras's
+    scores = np.array([[0.50, 0.400, 0.300, 0.60]])
+    keras_scores = np.array([[0.50, 0.401, 0.400, 0.60]])
+    rounding = np.array([[0.0, 0.0, 0.0, 3.0]])  # what float16 weights alone move in Keras
+    ties = float16_ties(distance, scores, keras_scores, rounding)
+    # kept; a peak of equal height; a lower peak (a conversion error); rounding's own flip
+    np.testing.assert_array_equal(ties, [[False, True, False, True]])
+
+
 def test_cpm_int8_keeps_pck_within_two_points(cpm_files, dots, tmp_path):
     result = export_model(cpm_files["cpm"], tmp_path / "out", quantize="int8",
                           io_type="int8", calibration_data=dots, skeleton=DOTS, **FAST)

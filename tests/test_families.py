@@ -27,10 +27,11 @@ FAST = {"calibration_samples": 16, "verify_samples": 8, "latency_runs": 2, "verb
 BUILDERS = {
     "simplebaseline-resnet": lambda **kw: build_simplebaseline(COCO_17, input_size=SIZE,
                                                                width=0.25, depth=10, **kw),
-    # The phone variant as kpose ships it: the head reads MobileNetV2's last bottleneck.
+    # The phone variant as kpose ships it: the head reads MobileNetV2's last bottleneck
+    # and upsamples by nearest neighbour and depthwise-separable convolutions.
     "simplebaseline-mobilenetv2": lambda **kw: build_simplebaseline(
         COCO_17, input_size=SIZE, width=0.35, backbone="mobilenetv2", deconv_filters=64,
-        last_conv=False, **kw),
+        last_conv=False, upsampling="nearest", **kw),
     "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=2,
                                               width=0.125, **kw),
 }
@@ -67,8 +68,7 @@ def test_mobilenetv2_head_on_the_bottleneck_has_a_fraction_of_the_weights():
         build_simplebaseline(LSP_14, input_size=64, backbone="resnet", last_conv=False)
 
 
-# SimpleBaselines' MobileNetV2 variant shares the head of the ResNet one.
-@pytest.mark.parametrize("name", ["simplebaseline-resnet", "hourglass"])
+@pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_each_family_learns_a_fixed_batch(name, people):
     keras.utils.set_random_seed(1)
     model = BUILDERS[name](learning_rate=3e-3)
@@ -77,6 +77,28 @@ def test_each_family_learns_a_fixed_batch(name, people):
                                    codec=info.codec, num_stages=len(stage_outputs(model)))))
     history = model.fit(batch[0], batch[1], epochs=40, batch_size=8, verbose=0).history
     assert history["loss"][-1] < 0.5 * history["loss"][0], history["loss"][::10]
+
+
+def test_nearest_upsampling_head_keeps_its_statistics_when_called_without_training():
+    # Keras's own Resizing layer would run the BatchNorm after it in training mode here.
+    model = BUILDERS["simplebaseline-mobilenetv2"](learning_rate=None)
+    assert model.get_layer("deconv3_up").interpolation == "nearest"
+    statistics = [np.array(v) for v in model.non_trainable_weights]
+    images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    called = model(images)["stage_1"]
+    np.testing.assert_allclose(called, model(images, training=False)["stage_1"], atol=1e-6)
+    for before, after in zip(statistics, model.non_trainable_weights):
+        np.testing.assert_array_equal(before, np.array(after))
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        build_simplebaseline(LSP_14, input_size=SIZE, upsampling="bicubic")
+
+
+def test_nearest_resize_repeats_each_pixel_at_factor_two():
+    from kpose.models.layers import ResizeImages
+
+    image = np.arange(2 * 3 * 2, dtype=np.float32).reshape(1, 2, 3, 2)
+    resized = np.asarray(ResizeImages(4, 6, interpolation="nearest")(image))
+    np.testing.assert_array_equal(resized, image.repeat(2, axis=1).repeat(2, axis=2))
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

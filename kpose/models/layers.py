@@ -318,30 +318,42 @@ class CaffeNormalisation(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kpose")
 class ResizeImages(keras.layers.Layer):
-    """Bilinear resize (half-pixel centres, no antialiasing): RESIZE_BILINEAR in TFLite.
+    """Resize without antialiasing, half-pixel centres: bilinear (RESIZE_BILINEAR in
+    TFLite) or nearest-neighbour (RESIZE_NEAREST_NEIGHBOR; at an integer factor each pixel
+    is repeated).
 
     Pixel edges map to pixel edges, so kpose's normalised coordinates mean the same point
     before and after. Used instead of ``keras.layers.Resizing``, whose ``call`` defaults
     to ``training=True`` and, in Keras 3.15, passes that on to the layers after it when a
-    model is called without ``training`` (BatchNorm and Dropout then run in training mode).
+    model is called without ``training`` (BatchNorm and Dropout then run in training mode,
+    and a converted TFLite file updates BatchNorm statistics at every call). Instead of
+    ``keras.layers.UpSampling2D`` too, which Keras builds from ``repeat`` ops that LiteRT
+    cannot run as one integer op.
 
-    Input ``(B, H, W, C)``; output ``(B, height, width, C)`` float32.
+    Input ``(B, H, W, C)``; output ``(B, height, width, C)`` in the layer's compute dtype
+    (float32 unless a ``dtype`` is given).
     """
 
-    def __init__(self, height: int, width: int, **kwargs):
+    def __init__(self, height: int, width: int, interpolation: str = "bilinear", **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got "
+                             f"{interpolation!r}")
         self.height, self.width = int(height), int(width)
+        self.interpolation = interpolation
 
     def call(self, images):
-        return ops.image.resize(ops.cast(images, "float32"), (self.height, self.width),
-                                interpolation="bilinear", antialias=False)
+        return ops.image.resize(ops.cast(images, self.compute_dtype),
+                                (self.height, self.width),
+                                interpolation=self.interpolation, antialias=False)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width}
+        return {**super().get_config(), "height": self.height, "width": self.width,
+                "interpolation": self.interpolation}
 
 
 def _tent_weights(start, end, size: int, samples: int):

@@ -19,13 +19,15 @@ from kpose.data.transforms import input_size_hw
 from kpose.models.backbones import MOBILENETV2_ALPHAS, mobilenetv2_features, resnet_features
 from kpose.models.card import ModelInfo, attach_card
 from kpose.models.heatmaps import belief_output, compile_belief_model
-from kpose.models.layers import ImageNormalisation
+from kpose.models.layers import ImageNormalisation, ResizeImages
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["build_simplebaseline", "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE"]
+__all__ = ["build_simplebaseline", "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE",
+           "SIMPLEBASELINE_UPSAMPLING"]
 
 SIMPLEBASELINE_BACKBONES = ("resnet", "mobilenetv2")
 SIMPLEBASELINE_STRIDE = 4
+SIMPLEBASELINE_UPSAMPLING = ("transposed", "nearest")
 _BACKBONE_STRIDE = 32
 
 
@@ -38,6 +40,7 @@ def build_simplebaseline(
     width: float = 1.0,
     deconv_filters: int = 256,
     last_conv: bool = True,
+    upsampling: str = "transposed",
     sigma: float = 2.0,
     margin: float = 1.25,
     foreground_weight: float = 0.0,
@@ -59,6 +62,11 @@ def build_simplebaseline(
             1 x 1 convolution (1280 channels, as Keras builds it); ``False`` feeds them
             from its last bottleneck (``160 * alpha`` channels), which divides the first
             transposed convolution's weights by 16 (at ``width`` 0.5: 2.6 M -> 0.16 M).
+        upsampling: how each of the three steps doubles the resolution:
+            ``"transposed"`` (the paper's 4 x 4 transposed convolution, stride 2) or
+            ``"nearest"`` (nearest-neighbour x2, then a depthwise-separable 3 x 3
+            convolution: about a quarter of the multiply-adds at 128 channels, and
+            integer ops that LiteRT runs fast; for phones).
         sigma: heatmap Gaussian sigma in heatmap pixels (paper: 2).
         margin: the person box's enlargement for the top-down crop.
         foreground_weight: see :func:`~kpose.models.heatmaps.compile_belief_model`.
@@ -82,9 +90,13 @@ def build_simplebaseline(
     if not last_conv and backbone != "mobilenetv2":
         raise ValueError("last_conv=False is a MobileNetV2 option; the resnet backbone "
                          "has no last 1 x 1 convolution to leave out")
+    if upsampling not in SIMPLEBASELINE_UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {SIMPLEBASELINE_UPSAMPLING}, got "
+                         f"{upsampling!r}")
     codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
     options = {"backbone": backbone, "depth": depth, "width": width,
-               "deconv_filters": deconv_filters, "last_conv": bool(last_conv)}
+               "deconv_filters": deconv_filters, "last_conv": bool(last_conv),
+               "upsampling": upsampling}
     info = ModelInfo("simplebaseline", skeleton, codec, (height, width_px), float(margin),
                      options)
 
@@ -99,9 +111,14 @@ def build_simplebaseline(
                                         last_conv=last_conv)(scaled)
     x = features
     filters = max(8, int(round(deconv_filters * width)))
+    size = (height // _BACKBONE_STRIDE, width_px // _BACKBONE_STRIDE)
     for index in range(1, 4):
-        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
-                                         use_bias=False, name=f"deconv{index}")(x)
+        size = (2 * size[0], 2 * size[1])
+        if upsampling == "transposed":
+            x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                             use_bias=False, name=f"deconv{index}")(x)
+        else:
+            x = _nearest_separable_step(x, filters, size, f"deconv{index}")
         x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{index}_bn")(x)
         x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
     heatmaps = belief_output(x, codec.channels(skeleton.num_joints), "stage_1")
@@ -110,3 +127,16 @@ def build_simplebaseline(
         compile_belief_model(model, learning_rate=learning_rate,
                              foreground_weight=foreground_weight)
     return model
+
+
+def _nearest_separable_step(x, filters: int, size: tuple[int, int], name: str):
+    """Nearest-neighbour x2 to ``size``, then a 3 x 3 depthwise convolution (with
+    BatchNorm and ReLU) and the 1 x 1 convolution to ``filters`` (normalised by the
+    caller). ``(B, h, w, C) -> (B, 2h, 2w, filters)``; see :class:`ResizeImages` for why
+    neither of Keras's own upsampling layers."""
+    x = ResizeImages(*size, interpolation="nearest", dtype=None, name=f"{name}_up")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False,
+                                     name=f"{name}_depthwise")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_depthwise_bn")(x)
+    x = keras.layers.ReLU(name=f"{name}_depthwise_relu")(x)
+    return keras.layers.Conv2D(filters, 1, use_bias=False, name=name)(x)
