@@ -1,14 +1,18 @@
-"""Where does one image's time go? The mobile CPM's latency part by part, on one thread.
+"""Where does one image's time go? A phone model's latency part by part, on one thread.
 
-Cuts the mobile CPM after its MobileNetV2 trunk, after every stage and after decoding,
+Cuts the mobile CPM after its MobileNetV2 trunk, after every stage and after decoding
+(``--model cpm``), or the MobileNetV2 SimpleBaselines after its backbone, after each of
+its three upsampling steps and after decoding, once with transposed convolutions and
+once with nearest-neighbour + depthwise-separable steps (``--model simplebaseline``),
 and times each cut (all layers up to it) as Keras float32 (a traced tf.function, as
 ``benchmarks/export.py`` times it), LiteRT float32 and LiteRT full-int8 with uint8 and
 with int8 input and output, all on one CPU thread in this one process. Prints the
 cumulative times, what each part adds and the Keras / int8 ratio, and writes JSON. The
 weights are random: latency does not depend on training. This is the evidence behind
-the README's note on the int8 speed goal (3x Keras float32 on one thread).
+the README's notes on the int8 speed goal (3x Keras float32 on one thread).
 
-    python benchmarks/export_breakdown.py [--input-sizes 192 256] [--stages 3] [--width 0.5]
+    python benchmarks/export_breakdown.py [--model cpm] [--input-sizes 192 256]
+        [--stages 3] [--width 0.5]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ COLUMNS = (("keras", "Keras f32"), ("litert_float32", "LiteRT f32"),
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("cpm", "simplebaseline"), default="cpm")
     parser.add_argument("--input-sizes", type=int, nargs="+", default=[192, 256])
     parser.add_argument("--stages", type=int, default=3)
     parser.add_argument("--width", type=float, default=0.5,
@@ -47,7 +52,11 @@ def main() -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     scratch = tempfile.TemporaryDirectory(prefix="kpose-export-breakdown-")
-    results = [_breakdown(size, args, Path(scratch.name)) for size in args.input_sizes]
+    if args.model == "cpm":
+        results = [_breakdown(size, args, Path(scratch.name)) for size in args.input_sizes]
+    else:
+        results = [_simplebaseline_breakdown(size, upsampling, args, Path(scratch.name))
+                   for size in args.input_sizes for upsampling in ("transposed", "nearest")]
     for result in results:
         _print_table(result)
     write_report(args.json, "export_breakdown", args, results, cpu_threads=1)
@@ -62,10 +71,7 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
     import numpy as np
 
     from export.graphs import _export_network, keypoint_graph, load_pose_model
-    from export.tflite import convert_tflite
-    from export.verify import _keras_latency, _median_ms
     from kpose.models import build_cpm
-    from kpose.runtime import raw_runner
 
     keras.utils.set_random_seed(0)
     model = build_cpm("coco_17", stages=args.stages, input_size=size, width=args.width,
@@ -89,34 +95,89 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
     rows = []
     for name in cuts:
         if name == "keypoints":
-            keras_graph = keypoint_graph(pose)  # what benchmarks/export.py times
-            float_graph = keypoint_graph(pose)
-            int8_graph = keypoint_graph(pose, decoder="local_centroid", frame="fraction",
-                                        edgetpu=True)
+            graphs = (keypoint_graph(pose), keypoint_graph(pose),  # what export.py times
+                      keypoint_graph(pose, decoder="local_centroid", frame="fraction",
+                                     edgetpu=True))
         else:
             # The cut with the exporter's layer swap (the Edge TPU center map).
             keras_graph = cut(name)
-            float_graph = int8_graph = _export_network(
-                dataclasses.replace(pose, network=keras_graph), edgetpu=True)
-        row = {"cut": name, "keras": _keras_latency(keras_graph, image, args.runs)}
-        for column, graph, quantization, io in (
-                ("litert_float32", float_graph, "none", "uint8"),
-                ("int8_uint8_io", int8_graph, "int8", "uint8"),
-                ("int8_int8_io", int8_graph, "int8", "int8")):
-            path = scratch / f"{size}-{name}-{column}.tflite"
-            path.write_bytes(convert_tflite(graph, (size, size), quantization=quantization,
-                                            representative=lambda: iter(calibration),
-                                            io_type=io))
-            row[column] = _median_ms(raw_runner(path, threads=1), image, args.runs)
-        rows.append(row)
-        print(f"{size} px {name}: " + ", ".join(f"{label} {row[key]:.3f} ms"
-                                                for key, label in COLUMNS), flush=True)
-    return {"input_size": size, "stages": args.stages, "width": args.width,
+            exported = _export_network(dataclasses.replace(pose, network=keras_graph),
+                                       edgetpu=True)
+            graphs = (keras_graph, exported, exported)
+        rows.append(_time_cut(f"{size} px {name}", name, graphs, image, calibration,
+                              scratch / f"{size}-{name}", args.runs))
+    return {"model": "mobile CPM", "input_size": size, "stages": args.stages,
+            "width": args.width, "parameters": model.count_params(), "cuts": rows}
+
+
+def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -> dict:
+    import keras
+    import numpy as np
+
+    from export.graphs import keypoint_graph, load_pose_model
+    from kpose.models import build_simplebaseline
+
+    keras.utils.set_random_seed(0)
+    model = build_simplebaseline("lsp_14", input_size=size, backbone="mobilenetv2",
+                                 width=args.width, last_conv=False, upsampling=upsampling,
+                                 learning_rate=None)
+    saved = scratch / f"simplebaseline-{upsampling}-{size}.keras"
+    model.save(saved)
+    pose = load_pose_model(saved)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+                   for _ in range(16)]
+    network = pose.network
+    # The backbone is a nested model: cut at the input of the head's first layer.
+    first = "deconv1" if upsampling == "transposed" else "deconv1_up"
+    ends = {"backbone": network.get_layer(first).input,
+            **{f"up_{i}": network.get_layer(f"deconv{i}_relu").output for i in (1, 2, 3)}}
+    rows = []
+    for name in [*ends, "keypoints"]:
+        if name == "keypoints":
+            graphs = (keypoint_graph(pose), keypoint_graph(pose),
+                      keypoint_graph(pose, decoder="local_centroid", frame="fraction",
+                                     edgetpu=True))
+        else:
+            cut = keras.Model(network.inputs, ends[name])
+            graphs = (cut, cut, cut)
+        rows.append(_time_cut(f"{size} px {upsampling} {name}", name, graphs, image,
+                              calibration, scratch / f"{upsampling}-{size}-{name}",
+                              args.runs))
+    return {"model": f"MobileNetV2 SimpleBaselines, {upsampling} upsampling",
+            "input_size": size, "upsampling": upsampling, "width": args.width,
             "parameters": model.count_params(), "cuts": rows}
 
 
+def _time_cut(label: str, name: str, graphs, image, calibration, stem: Path,
+              runs: int) -> dict:
+    """Median one-thread ms of one cut: ``graphs`` = (Keras graph timed, graph converted to
+    float32 TFLite, graph converted to int8 TFLite)."""
+    from export.tflite import convert_tflite
+    from export.verify import _keras_latency, _median_ms
+    from kpose.runtime import raw_runner
+
+    keras_graph, float_graph, int8_graph = graphs
+    size = image.shape[1:3]
+    row = {"cut": name, "keras": _keras_latency(keras_graph, image, runs)}
+    for column, graph, quantization, io in (
+            ("litert_float32", float_graph, "none", "uint8"),
+            ("int8_uint8_io", int8_graph, "int8", "uint8"),
+            ("int8_int8_io", int8_graph, "int8", "int8")):
+        path = stem.with_name(f"{stem.name}-{column}.tflite")
+        path.write_bytes(convert_tflite(graph, size, quantization=quantization,
+                                        representative=lambda: iter(calibration),
+                                        io_type=io))
+        row[column] = _median_ms(raw_runner(path, threads=1), image, runs)
+    print(f"{label}: " + ", ".join(f"{heading} {row[key]:.3f} ms"
+                                   for key, heading in COLUMNS), flush=True)
+    return row
+
+
 def _print_table(result: dict) -> None:
-    print(f"\nmobile CPM, {result['stages']} stages, width {result['width']}, "
+    stages = f"{result['stages']} stages, " if "stages" in result else ""
+    print(f"\n{result['model']}, {stages}width {result['width']}, "
           f"{result['input_size']} px, one CPU thread: cumulative ms (what the part adds)")
     print(f"{'up to':10s} " + " ".join(f"{label:>18s}" for _, label in COLUMNS)
           + f" {'Keras / int8 u8':>16s}")
