@@ -69,7 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "CPM, evaluate, predict, export to int8 TFLite (no downloads)")
     quick.add_argument("--out", type=Path, default=Path("kpose_quickstart"),
                        help="output folder (default kpose_quickstart)")
-    quick.add_argument("--steps", type=int, default=2400, help="training steps (default 2400)")
+    quick.add_argument("--steps", type=int, default=1800, help="training steps (default 1800)")
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--no-export", dest="export", action="store_false",
                        help="skip the int8 TFLite export")
