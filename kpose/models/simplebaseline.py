@@ -7,7 +7,12 @@ paper's Gaussian has sigma 2 heatmap pixels. The loss is the squared error betwe
 heatmaps (the paper's MSE, up to a constant factor, which Adam ignores).
 
 Backbones: ``"resnet"`` (a small ResNet of basic blocks, :func:`resnet_features`; the
-paper uses ResNet-50/101/152) and ``"mobilenetv2"`` (for phones and the Edge TPU).
+paper uses ResNet-50/101/152) and ``"mobilenetv2"`` (for phones and the Edge TPU). For
+phones, ``upsampling="nearest"`` replaces each transposed convolution by nearest-neighbour
+upsampling and a depthwise-separable 3 x 3 convolution: LiteRT runs an int8
+TRANSPOSE_CONV no faster than Keras runs it in float32, while its integer depthwise and
+1 x 1 convolutions run several times faster (``benchmarks/export_breakdown.py --model
+simplebaseline`` times both heads part by part).
 """
 
 from __future__ import annotations
