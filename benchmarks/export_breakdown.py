@@ -68,21 +68,14 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
     import dataclasses
 
     import keras
-    import numpy as np
 
-    from export.graphs import _export_network, keypoint_graph, load_pose_model
+    from export.graphs import _export_network
     from kpose.models import build_cpm
 
     keras.utils.set_random_seed(0)
     model = build_cpm("coco_17", stages=args.stages, input_size=size, width=args.width,
                       backbone="mobilenetv2", learning_rate=None)
-    saved = scratch / f"mobile-cpm-{size}.keras"
-    model.save(saved)
-    pose = load_pose_model(saved)
-    rng = np.random.default_rng(0)
-    image = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-                   for _ in range(16)]
+    pose, image, calibration = _saved_with_images(model, scratch / f"mobile-cpm-{size}.keras")
 
     def cut(name):
         # The MobileNetV2 trunk is a nested model: cut at the input of stage 1's first conv.
@@ -95,9 +88,7 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
     rows = []
     for name in cuts:
         if name == "keypoints":
-            graphs = (keypoint_graph(pose), keypoint_graph(pose),  # what export.py times
-                      keypoint_graph(pose, decoder="local_centroid", frame="fraction",
-                                     edgetpu=True))
+            graphs = _keypoint_graphs(pose)
         else:
             # The cut with the exporter's layer swap (the Edge TPU center map).
             keras_graph = cut(name)
@@ -112,22 +103,15 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
 
 def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -> dict:
     import keras
-    import numpy as np
 
-    from export.graphs import keypoint_graph, load_pose_model
     from kpose.models import build_simplebaseline
 
     keras.utils.set_random_seed(0)
     model = build_simplebaseline("lsp_14", input_size=size, backbone="mobilenetv2",
                                  width=args.width, last_conv=False, upsampling=upsampling,
                                  learning_rate=None)
-    saved = scratch / f"simplebaseline-{upsampling}-{size}.keras"
-    model.save(saved)
-    pose = load_pose_model(saved)
-    rng = np.random.default_rng(0)
-    image = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-                   for _ in range(16)]
+    pose, image, calibration = _saved_with_images(
+        model, scratch / f"simplebaseline-{upsampling}-{size}.keras")
     network = pose.network
     # The backbone is a nested model: cut at the input of the head's first layer.
     first = "deconv1" if upsampling == "transposed" else "deconv1_up"
@@ -136,9 +120,7 @@ def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -
     rows = []
     for name in [*ends, "keypoints"]:
         if name == "keypoints":
-            graphs = (keypoint_graph(pose), keypoint_graph(pose),
-                      keypoint_graph(pose, decoder="local_centroid", frame="fraction",
-                                     edgetpu=True))
+            graphs = _keypoint_graphs(pose)
         else:
             cut = keras.Model(network.inputs, ends[name])
             graphs = (cut, cut, cut)
@@ -148,6 +130,30 @@ def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -
     return {"model": f"MobileNetV2 SimpleBaselines, {upsampling} upsampling",
             "input_size": size, "upsampling": upsampling, "width": args.width,
             "parameters": model.count_params(), "cuts": rows}
+
+
+def _saved_with_images(model, path: Path):
+    """``model`` saved and loaded as the exporter loads it, one random 0..255 image
+    ``(1, H, W, 3)`` to time and 16 more to calibrate int8 on."""
+    import numpy as np
+
+    from export.graphs import load_pose_model
+
+    model.save(path)
+    size = model.input_shape[1:3]
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (1, *size, 3)).astype(np.float32)
+    calibration = [rng.uniform(0, 255, (1, *size, 3)).astype(np.float32) for _ in range(16)]
+    return load_pose_model(path), image, calibration
+
+
+def _keypoint_graphs(pose):
+    """The whole model with decoding: (Keras graph timed, as benchmarks/export.py times it;
+    graph for float32 TFLite; graph for int8 TFLite, with the int8 decoder)."""
+    from export.graphs import keypoint_graph
+
+    return (keypoint_graph(pose), keypoint_graph(pose),
+            keypoint_graph(pose, decoder="local_centroid", frame="fraction", edgetpu=True))
 
 
 def _time_cut(label: str, name: str, graphs, image, calibration, stem: Path,
