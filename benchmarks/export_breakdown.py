@@ -6,13 +6,19 @@ its three upsampling steps and after decoding, once with transposed convolutions
 once with nearest-neighbour + depthwise-separable steps (``--model simplebaseline``),
 and times each cut (all layers up to it) as Keras float32 (a traced tf.function, as
 ``benchmarks/export.py`` times it), LiteRT float32 and LiteRT full-int8 with uint8 and
-with int8 input and output, all on one CPU thread in this one process. Prints the
+with int8 input and output (transposed convolutions rewritten as sub-pixel ones, as
+``kpose-export`` writes int8 files), all on one CPU thread in this one process. Prints the
 cumulative times, what each part adds and the Keras / int8 ratio, and writes JSON. The
 weights are random: latency does not depend on training. This is the evidence behind
 the README's notes on the int8 speed goal (3x Keras float32 on one thread).
 
-    python benchmarks/export_breakdown.py [--model cpm] [--input-sizes 192 256]
-        [--stages 3] [--width 0.5]
+``--model layers`` times single kinds of layer instead (ten in a row, less the
+one-layer model feeding them): which operations LiteRT's int8 kernels speed up on this
+CPU and which they slow down (the transposed convolution once as it is and once as
+its sub-pixel rewrite, :mod:`export.subpixel`).
+
+    python benchmarks/export_breakdown.py [--model cpm|simplebaseline|layers]
+        [--input-sizes 192 256] [--stages 3] [--width 0.5]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ COLUMNS = (("keras", "Keras f32"), ("litert_float32", "LiteRT f32"),
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("cpm", "simplebaseline"), default="cpm")
+    parser.add_argument("--model", choices=("cpm", "simplebaseline", "layers"), default="cpm")
     parser.add_argument("--input-sizes", type=int, nargs="+", default=[192, 256])
     parser.add_argument("--stages", type=int, default=3)
     parser.add_argument("--width", type=float, default=0.5,
@@ -52,6 +58,12 @@ def main() -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     scratch = tempfile.TemporaryDirectory(prefix="kpose-export-breakdown-")
+    if args.model == "layers":
+        results = [_layer_kind(*case, args.runs, Path(scratch.name)) for case in LAYER_KINDS]
+        _print_layer_table(results)
+        write_report(args.json, "export_breakdown", args, results, cpu_threads=1)
+        print(f"\nwrote {args.json}")
+        return 0
     if args.model == "cpm":
         results = [_breakdown(size, args, Path(scratch.name)) for size in args.input_sizes]
     else:
@@ -104,6 +116,8 @@ def _breakdown(size: int, args, scratch: Path) -> dict:
 def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -> dict:
     import keras
 
+    from export.subpixel import with_subpixel_upsampling
+
     from kpose.models import build_simplebaseline
 
     keras.utils.set_random_seed(0)
@@ -123,7 +137,7 @@ def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -
             graphs = _keypoint_graphs(pose)
         else:
             cut = keras.Model(network.inputs, ends[name])
-            graphs = (cut, cut, cut)
+            graphs = (cut, cut, with_subpixel_upsampling(cut))
         rows.append(_time_cut(f"{size} px {upsampling} {name}", name, graphs, image,
                               calibration, scratch / f"{upsampling}-{size}-{name}",
                               args.runs))
@@ -149,11 +163,13 @@ def _saved_with_images(model, path: Path):
 
 def _keypoint_graphs(pose):
     """The whole model with decoding: (Keras graph timed, as benchmarks/export.py times it;
-    graph for float32 TFLite; graph for int8 TFLite, with the int8 decoder)."""
+    graph for float32 TFLite; graph for int8 TFLite, with the int8 decoder and sub-pixel
+    convolutions for transposed ones, as ``kpose-export`` builds it)."""
     from export.graphs import keypoint_graph
 
     return (keypoint_graph(pose), keypoint_graph(pose),
-            keypoint_graph(pose, decoder="local_centroid", frame="fraction", edgetpu=True))
+            keypoint_graph(pose, decoder="local_centroid", frame="fraction", edgetpu=True,
+                           subpixel=True))
 
 
 def _time_cut(label: str, name: str, graphs, image, calibration, stem: Path,
@@ -179,6 +195,69 @@ def _time_cut(label: str, name: str, graphs, image, calibration, stem: Path,
     print(f"{label}: " + ", ".join(f"{heading} {row[key]:.3f} ms"
                                    for key, heading in COLUMNS), flush=True)
     return row
+
+
+# (layer kind, map size, channels): MobileNetV2's 3 x 3 depthwise and 1 x 1 convolutions,
+# a dense 3 x 3 convolution and SimpleBaselines' 4 x 4 transposed convolution (stride 2).
+LAYER_KINDS = (("depthwise 3x3", 48, 96), ("depthwise 3x3", 24, 192),
+               ("conv 1x1", 48, 96), ("conv 1x1", 12, 192), ("conv 3x3", 24, 64),
+               ("transposed 4x4 /2", 24, 64), ("transposed 4x4 /2 as sub-pixel", 24, 64))
+_REPEATS = 10
+
+
+def _layer_kind(kind: str, size: int, channels: int, runs: int, scratch: Path) -> dict:
+    """One-thread ms per layer of ``kind`` on ``(1, size, size, channels)`` features:
+    Keras float32, LiteRT float32 and LiteRT int8 (int8 io). Ten such layers follow a
+    1 x 1 convolution from the image (one for the transposed convolution, whose output
+    is larger); the model of that first convolution alone is timed too and subtracted."""
+    import keras
+    import numpy as np
+
+    from export.subpixel import with_subpixel_upsampling
+
+    layers = keras.layers
+
+    def make():
+        return {"depthwise 3x3": lambda: layers.DepthwiseConv2D(3, padding="same"),
+                "conv 1x1": lambda: layers.Conv2D(channels, 1),
+                "conv 3x3": lambda: layers.Conv2D(channels, 3, padding="same"),
+                "transposed 4x4 /2": lambda: layers.Conv2DTranspose(
+                    channels, 4, strides=2, padding="same")}[kind.split(" as ")[0]]()
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((size, size, 3))
+    first = layers.Conv2D(channels, 1)(image)
+    x = first
+    repeats = 1 if kind.startswith("transposed") else _REPEATS
+    for _ in range(repeats):
+        x = make()(x)
+    rng = np.random.default_rng(0)
+    sample = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+                   for _ in range(8)]
+    timed = {}
+    for label, outputs in (("all", x), ("first", first)):
+        model = keras.Model(image, outputs)
+        int8_graph = with_subpixel_upsampling(model) if kind.endswith("sub-pixel") else model
+        timed[label] = _time_cut(f"{kind} {size}x{size}x{channels} {label}", label,
+                                 (model, model, int8_graph), sample, calibration,
+                                 scratch / f"layer-{label}", runs)
+    row = {"layer": kind, "size": size, "channels": channels, "repeats": repeats}
+    for key, _ in COLUMNS:
+        row[key] = (timed["all"][key] - timed["first"][key]) / repeats
+    return row
+
+
+def _print_layer_table(rows: list) -> None:
+    print("\nms per layer on one CPU thread (Keras / int8 > 1: int8 is faster)")
+    print(f"{'layer':20s} {'features':>12s} " + " ".join(f"{label:>11s}" for _, label in COLUMNS)
+          + f" {'Keras/int8':>11s} {'f32/int8':>9s}")
+    for row in rows:
+        features = f"{row['size']}x{row['size']}x{row['channels']}"
+        print(f"{row['layer']:20s} {features:>12s} "
+              + " ".join(f"{row[key]:11.3f}" for key, _ in COLUMNS)
+              + f" {row['keras'] / row['int8_int8_io']:10.1f}x"
+              + f" {row['litert_float32'] / row['int8_int8_io']:8.1f}x")
 
 
 def _print_table(result: dict) -> None:

@@ -35,6 +35,7 @@ import keras
 from keras import ops
 
 from export.errors import ExportError
+from export.subpixel import with_subpixel_upsampling
 from kpose.decoding import DECODING_METHODS, HeatmapDecoder
 from kpose.models.card import ModelInfo, describe, stage_outputs
 from kpose.models.layers import CenterMap
@@ -148,19 +149,22 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
 
 
 def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pixels",
-                   edgetpu: bool = False) -> keras.Model:
+                   edgetpu: bool = False, subpixel: bool = False) -> keras.Model:
     """Image in, keypoints ``(B, K, 3)`` out (module docstring); shares ``pose``'s weights.
 
     Args:
         decoder: belief-map decoding method (:data:`~kpose.decoding.DECODING_METHODS`).
         frame: ``"pixels"`` or ``"fraction"`` for ``x, y``.
         edgetpu: build the CPM's center map so that the graph maps onto the Edge TPU.
+        subpixel: rewrite 4 x 4 stride-2 transposed convolutions (and the BatchNorm and
+            ReLU after them) as sub-pixel convolutions, the same function
+            (:mod:`export.subpixel`); for int8 LiteRT files. The weights are copied.
     """
     if decoder not in DECODING_METHODS:
         raise ExportError(f"decoder must be one of {DECODING_METHODS}, got {decoder!r}")
     image = keras.Input((*pose.input_size, 3), name="image")
     if pose.heatmaps:
-        maps = _last_stage(pose, image, edgetpu)
+        maps = _last_stage(pose, image, edgetpu, subpixel)
         keypoints = pose.info.codec.decoder(method=decoder, frame=frame,
                                             name="keypoints")(maps)
     else:
@@ -172,12 +176,13 @@ def keypoint_graph(pose: PoseModel, *, decoder: str = "taylor", frame: str = "pi
     return keras.Model(image, keypoints, name=f"{pose.family}_keypoints_export")
 
 
-def raw_graph(pose: PoseModel, *, edgetpu: bool = False) -> keras.Model:
+def raw_graph(pose: PoseModel, *, edgetpu: bool = False,
+              subpixel: bool = False) -> keras.Model:
     """Image in; the last stage's belief maps ``(B, h, w, C)``, or DeepPose's
     normalised coordinates ``(B, K, 2)``, out. Options as in :func:`keypoint_graph`."""
     image = keras.Input((*pose.input_size, 3), name="image")
     if pose.heatmaps:
-        maps = _last_stage(pose, image, edgetpu)
+        maps = _last_stage(pose, image, edgetpu, subpixel)
         output = keras.layers.Identity(name="belief_maps")(maps)
     else:
         outputs = pose.network(image)
@@ -220,9 +225,11 @@ class ExportCenterMap(keras.layers.Layer):
         return (input_shape[0], *self._map.shape, 1)
 
 
-def _last_stage(pose: PoseModel, image, edgetpu: bool):
+def _last_stage(pose: PoseModel, image, edgetpu: bool, subpixel: bool = False):
     """The last-stage belief maps for ``image``, a CPM's center map export-ready."""
     network = _export_network(pose, edgetpu)
+    if subpixel:
+        network = with_subpixel_upsampling(network)
     if pose.center_map_input:
         centre = ExportCenterMap(pose.input_size, pose.info.codec.stride, _INPUT_CENTER_SIGMA,
                                  pooled=False, leak=_CENTER_MAP_LEAK if edgetpu else 0.0,

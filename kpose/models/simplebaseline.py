@@ -43,7 +43,7 @@ def build_simplebaseline(
     backbone: str = "resnet",
     depth: int = 18,
     width: float = 1.0,
-    deconv_filters: int = 256,
+    deconv_filters: int | tuple[int, int, int] = 256,
     last_conv: bool = True,
     upsampling: str = "transposed",
     sigma: float = 2.0,
@@ -62,7 +62,9 @@ def build_simplebaseline(
         width: channel multiplier of the backbone (for MobileNetV2 the nearest of its
             alphas) and of the transposed convolutions.
         deconv_filters: channels of each transposed convolution before ``width`` (paper:
-            256).
+            256), or three numbers, one per step from stride 32 to stride 4: a phone
+            head tapers, e.g. ``(256, 128, 64)`` (at stride 4 the last step dominates
+            the multiply-adds: 16 x C_in x C_out per stride-8 pixel).
         last_conv: MobileNetV2 only: feed the transposed convolutions from its last
             1 x 1 convolution (1280 channels, as Keras builds it); ``False`` feeds them
             from its last bottleneck (``160 * alpha`` channels), which divides the first
@@ -98,9 +100,11 @@ def build_simplebaseline(
     if upsampling not in SIMPLEBASELINE_UPSAMPLING:
         raise ValueError(f"upsampling must be one of {SIMPLEBASELINE_UPSAMPLING}, got "
                          f"{upsampling!r}")
+    steps = _step_filters(deconv_filters)
     codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
     options = {"backbone": backbone, "depth": depth, "width": width,
-               "deconv_filters": deconv_filters, "last_conv": bool(last_conv),
+               "deconv_filters": (deconv_filters if isinstance(deconv_filters, int)
+                                  else list(steps)), "last_conv": bool(last_conv),
                "upsampling": upsampling}
     info = ModelInfo("simplebaseline", skeleton, codec, (height, width_px), float(margin),
                      options)
@@ -115,9 +119,9 @@ def build_simplebaseline(
                                         alpha=alpha, weights=backbone_weights,
                                         last_conv=last_conv)(scaled)
     x = features
-    filters = max(8, int(round(deconv_filters * width)))
     size = (height // _BACKBONE_STRIDE, width_px // _BACKBONE_STRIDE)
-    for index in range(1, 4):
+    for index, step_filters in enumerate(steps, start=1):
+        filters = max(8, int(round(step_filters * width)))
         size = (2 * size[0], 2 * size[1])
         if upsampling == "transposed":
             x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
@@ -132,6 +136,21 @@ def build_simplebaseline(
         compile_belief_model(model, learning_rate=learning_rate,
                              foreground_weight=foreground_weight)
     return model
+
+
+def _step_filters(deconv_filters) -> tuple[int, int, int]:
+    """``deconv_filters`` (one number or three) as the three steps' channel counts."""
+    if isinstance(deconv_filters, (int, float)) and not isinstance(deconv_filters, bool):
+        steps = (deconv_filters,) * 3
+    elif isinstance(deconv_filters, (list, tuple)) and len(deconv_filters) == 3:
+        steps = tuple(deconv_filters)
+    else:
+        raise ValueError("deconv_filters must be a number or three numbers (one per "
+                         f"upsampling step), got {deconv_filters!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+               for v in steps):
+        raise ValueError(f"deconv_filters must be positive, got {deconv_filters!r}")
+    return tuple(int(v) for v in steps)
 
 
 def _nearest_separable_step(x, filters: int, size: tuple[int, int], name: str):
