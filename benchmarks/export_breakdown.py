@@ -117,7 +117,6 @@ def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -
     import keras
 
     from export.subpixel import with_subpixel_upsampling
-
     from kpose.models import build_simplebaseline
 
     keras.utils.set_random_seed(0)
@@ -214,7 +213,6 @@ def _layer_kind(kind: str, size: int, channels: int, runs: int, scratch: Path) -
     import numpy as np
 
     from export.subpixel import with_subpixel_upsampling
-
     layers = keras.layers
 
     def make():

@@ -1,25 +1,24 @@
 """Transposed convolutions rewritten as sub-pixel convolutions, for LiteRT files.
 
 A 4 x 4 transposed convolution at stride 2 with ``"same"`` padding (SimpleBaselines'
-upsampling step) is exactly a set of ordinary convolutions, one per output phase
-``(p_y, p_x)``, followed by a depth-to-space rearrangement; here one 2 x 3 convolution
-to ``2 C`` channels per row phase. The rewrite
-matters for int8 files: LiteRT's int8 TRANSPOSE_CONV runs about as fast as Keras's
-float32 one on one x86 thread, its int8 CONV_2D about 9x faster
-(``benchmarks/export_breakdown.py --model layers``).
+upsampling step) is exactly four ordinary 2 x 2 convolutions, one per output phase
+``(p_y, p_x)`` (output pixel ``(2 m + p_y, 2 n + p_x)``), followed by a depth-to-space
+rearrangement: the same multiply-adds. The rewrite matters for int8 files: LiteRT's int8
+TRANSPOSE_CONV runs about as fast as Keras's float32 one on one x86 thread, its int8
+CONV_2D about 9x faster (``benchmarks/export_breakdown.py --model layers``).
 
 Index arithmetic (one axis; TensorFlow's transposed convolution is the gradient of a
 stride-2 ``"same"`` convolution padded by 1 before): output ``2 m + p`` receives input
 ``m + d`` through kernel tap ``k = p + 1 - 2 d`` (0..3, so ``d`` is ``-1, 0`` for
-``p = 0`` and ``0, 1`` for ``p = 1``). Columns: a 3-tap convolution reads ``n + t - 1``
-and takes tap ``p_x + 3 - 2 t`` (zero outside 0..3). Rows: the phase-``p_y``
-convolution reads ``m - 1 + p_y + r`` and takes tap ``3 - p_y - 2 r``.
+``p = 0`` and ``0, 1`` for ``p = 1``). The phase-``p`` convolution reads input
+``m - 1 + p + r`` (``r`` = 0, 1) and so takes tap ``3 - p - 2 r``.
 
 A BatchNormalization right after the transposed convolution and a plain ReLU after that
-are folded into the convolution (bias and fused activation): the rearrangement only
-moves values, so the convolution's int8 output is the block's output. Depth-to-space is
-built from SPLIT, RESHAPE and CONCATENATION, which the Edge TPU maps (it has no
-DEPTH_TO_SPACE), with tensors of at most three non-unit dimensions.
+are folded into the convolutions (bias and fused activation): the rearrangement only
+moves values, so the convolutions' int8 outputs are the block's output. The phases read
+windows of the input padded by one pixel (PAD, STRIDED_SLICE), and depth-to-space is
+RESHAPE and CONCATENATION: ops the Edge TPU maps (it has no DEPTH_TO_SPACE), on tensors
+of at most three non-unit dimensions.
 """
 
 from __future__ import annotations
