@@ -34,7 +34,7 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "dev": ["pytest>=8.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+        "dev": ["pytest>=8.0", "pytest-xdist>=3.6", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
                 "pycocotools>=2.0.8", "import-linter>=2.1"],
     },
     entry_points={"console_scripts": ["kpose=kpose.cli:main", "kpose-export=export.cli:main"]},
