@@ -98,6 +98,8 @@ def test_nearest_upsampling_head_keeps_its_statistics_when_called_without_traini
         np.testing.assert_array_equal(before, np.array(after))
     with pytest.raises(ValueError, match="upsampling must be one of"):
         build_simplebaseline(LSP_14, input_size=SIZE, upsampling="bicubic")
+    with pytest.raises(ValueError, match="deconv_filters must be a number or three numbers"):
+        build_simplebaseline(LSP_14, input_size=SIZE, deconv_filters=(64, 32))
 
 
 def test_nearest_resize_repeats_each_pixel_at_factor_two():
