@@ -158,22 +158,21 @@ def _plain_relu(layer) -> bool:
 
 def _only_consumer(network: keras.Model, layer, kind):
     """The layer of type ``kind`` that alone reads ``layer``'s output inside ``network``
-    (and is not itself a model output), else ``None``."""
-    consumers = _consumers(network, layer)
+    (and is not itself a model output), else ``None``; also ``None`` when a layer called
+    more than once makes that unclear (then nothing is folded)."""
+    if any(len(other._inbound_nodes) != 1 for other in network.layers
+           if not isinstance(other, keras.layers.InputLayer)):
+        return None  # a layer with several call sites: its later inputs are not listed
+    produced = layer.output
+    consumers = [other for other in network.layers if other is not layer
+                 and any(tensor is produced for tensor in _inputs_of(other))]
     if len(consumers) != 1 or type(consumers[0]) is not kind:
         return None
-    if any(output is layer.output for output in network.outputs):
+    if any(output is produced for output in network.outputs):
         return None
     if kind is keras.layers.BatchNormalization and consumers[0].axis not in (-1, 3):
         return None
     return consumers[0]
-
-
-def _consumers(network: keras.Model, layer) -> list:
-    produced = layer.output
-    return [other for other in network.layers
-            if other is not layer and any(tensor is produced
-                                          for tensor in _inputs_of(other))]
 
 
 def _inputs_of(layer) -> list:

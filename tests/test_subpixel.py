@@ -64,6 +64,21 @@ def test_a_transposed_convolution_with_bias_and_an_activation_left_outside(after
     np.testing.assert_allclose(rewritten(sample), model(sample), atol=1e-4)
 
 
+def test_nothing_is_folded_into_a_transposed_convolution_a_shared_layer_also_reads():
+    inputs = keras.Input((5, 7, 3))
+    up = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", name="up")(inputs)
+    normalised = keras.layers.BatchNormalization(name="bn")(up)
+    beside = keras.layers.Conv2D(6, 1)(keras.layers.UpSampling2D()(inputs))
+    shared = keras.layers.Activation("tanh")
+    outputs = keras.layers.Add()([shared(beside), shared(up), normalised])
+    model = keras.Model(inputs, outputs)
+    _randomise_batchnorms(model, seed=2)
+    rewritten = with_subpixel_upsampling(model)
+    assert isinstance(rewritten.get_layer("bn"), keras.layers.BatchNormalization)
+    sample = np.random.default_rng(2).normal(0, 3, (2, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(rewritten(sample), model(sample), atol=1e-4)
+
+
 def test_other_transposed_convolutions_are_left_as_they_are():
     inputs = keras.Input((8, 8, 3))
     outputs = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs)
