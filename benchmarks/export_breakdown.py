@@ -148,16 +148,22 @@ def _simplebaseline_breakdown(size: int, upsampling: str, args, scratch: Path) -
 def _saved_with_images(model, path: Path):
     """``model`` saved and loaded as the exporter loads it, one random 0..255 image
     ``(1, H, W, 3)`` to time and 16 more to calibrate int8 on."""
-    import numpy as np
-
     from export.graphs import load_pose_model
 
     model.save(path)
-    size = model.input_shape[1:3]
+    image, calibration = _random_images(model.input_shape[1:3], 16)
+    return load_pose_model(path), image, calibration
+
+
+def _random_images(size, calibration_count: int):
+    """One random 0..255 image ``(1, H, W, 3)`` float32 for ``size = (H, W)`` and
+    ``calibration_count`` more, from seed 0."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 255, (1, *size, 3)).astype(np.float32)
-    calibration = [rng.uniform(0, 255, (1, *size, 3)).astype(np.float32) for _ in range(16)]
-    return load_pose_model(path), image, calibration
+    return image, [rng.uniform(0, 255, (1, *size, 3)).astype(np.float32)
+                   for _ in range(calibration_count)]
 
 
 def _keypoint_graphs(pose):
@@ -210,9 +216,9 @@ def _layer_kind(kind: str, size: int, channels: int, runs: int, scratch: Path) -
     1 x 1 convolution from the image (one for the transposed convolution, whose output
     is larger); the model of that first convolution alone is timed too and subtracted."""
     import keras
-    import numpy as np
 
     from export.subpixel import with_subpixel_upsampling
+
     layers = keras.layers
 
     def make():
@@ -229,10 +235,7 @@ def _layer_kind(kind: str, size: int, channels: int, runs: int, scratch: Path) -
     repeats = 1 if kind.startswith("transposed") else _REPEATS
     for _ in range(repeats):
         x = make()(x)
-    rng = np.random.default_rng(0)
-    sample = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-    calibration = [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-                   for _ in range(8)]
+    sample, calibration = _random_images((size, size), 8)
     timed = {}
     for label, outputs in (("all", x), ("first", first)):
         model = keras.Model(image, outputs)
@@ -248,11 +251,11 @@ def _layer_kind(kind: str, size: int, channels: int, runs: int, scratch: Path) -
 
 def _print_layer_table(rows: list) -> None:
     print("\nms per layer on one CPU thread (Keras / int8 > 1: int8 is faster)")
-    print(f"{'layer':20s} {'features':>12s} " + " ".join(f"{label:>11s}" for _, label in COLUMNS)
+    print(f"{'layer':32s} {'features':>12s} " + " ".join(f"{label:>11s}" for _, label in COLUMNS)
           + f" {'Keras/int8':>11s} {'f32/int8':>9s}")
     for row in rows:
         features = f"{row['size']}x{row['size']}x{row['channels']}"
-        print(f"{row['layer']:20s} {features:>12s} "
+        print(f"{row['layer']:32s} {features:>12s} "
               + " ".join(f"{row[key]:11.3f}" for key, _ in COLUMNS)
               + f" {row['keras'] / row['int8_int8_io']:10.1f}x"
               + f" {row['litert_float32'] / row['int8_int8_io']:8.1f}x")
