@@ -11,11 +11,14 @@ and variant).
 
     python benchmarks/learning_curve.py --variant cpm-paper --minutes 60
     python benchmarks/learning_curve.py --plot docs/images/learning_curves.png
+    python benchmarks/learning_curve.py --plot is.png --select cpm-recipe@12000 cpm-recipe-no-is@12000
 
 The budget is turned into steps once, from the speed of a short timed warm-up on this
 machine, so that the cosine schedule knows its length; ``--steps`` fixes it instead
 (compare variants at the same steps). Results are keyed ``VARIANT@STEPS`` (or
-``VARIANT@MINUTESmin``), so one variant can have a 3,000-step and a long-budget row.
+``VARIANT@MINUTESmin``), so one variant can have a 3,000-step and a long-budget row;
+``--seed N`` (initial weights, data order and augmentation; default 0) adds ``-seedN`` to
+the key, to measure how much two runs of one recipe differ.
 """
 
 from __future__ import annotations
@@ -62,6 +65,18 @@ VARIANTS = {
                          "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
                          "foreground_weight": 10.0, "shared_features": True,
                          "residual_stages": True, "intermediate_supervision": False},
+    # The recipe with plain stages (each predicts its maps afresh, as in the paper), with
+    # and without intermediate supervision: does IS matter once no identity path carries
+    # the last stage's loss back to stage 1?
+    "cpm-recipe-plain": {"model": "cpm", "stages": 3, "width": 0.25, "learning_rate": 1e-3,
+                         "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
+                         "foreground_weight": 10.0, "shared_features": True,
+                         "residual_stages": False},
+    "cpm-recipe-plain-no-is": {"model": "cpm", "stages": 3, "width": 0.25,
+                               "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 1.0,
+                               "batchnorm": True, "foreground_weight": 10.0,
+                               "shared_features": True, "residual_stages": False,
+                               "intermediate_supervision": False},
     # Phone candidates at 192 px (Edge TPU: every op of both maps).
     "simplebaseline-mnv2-192": {"model": "simplebaseline", "backbone": "mobilenetv2",
                                 "width": 0.5, "deconv_filters": 256, "last_conv": False,
@@ -93,11 +108,15 @@ def main() -> int:
                         help="training budget on this machine (default 60)")
     parser.add_argument("--steps", type=int, help="train exactly this many steps instead")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between scores")
+    parser.add_argument("--seed", type=int, default=COMMON["seed"],
+                        help="seed of the weights, data order and augmentation (default 0)")
     parser.add_argument("--runs", type=Path, default=Path("learning_curve_runs"),
                         help="folder of the variants' run folders (kept for resuming)")
     parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/learning_curve.json"))
     parser.add_argument("--plot", type=Path, help="draw every variant in --json into this PNG")
+    parser.add_argument("--select", nargs="+", metavar="LABEL",
+                        help="with --plot: draw only these rows (keys of --json)")
     args = parser.parse_args()
     if args.variant is None and args.plot is None:
         parser.error("give --variant to train, --plot to draw, or both")
@@ -107,6 +126,8 @@ def main() -> int:
             return 1
         label = f"{args.variant}@{args.steps}" if args.steps else \
             f"{args.variant}@{args.minutes:g}min"
+        if args.seed != COMMON["seed"]:
+            label += f"-seed{args.seed}"
         row = train_variant(args, label)
         results = _load(args.json)
         results[label] = row
@@ -118,7 +139,13 @@ def main() -> int:
         print(f"wrote {args.json}")
     if args.plot is not None:
         baseline = json.loads(args.json.read_text()).get("mean_pose_pck@0.2")
-        plot(_load(args.json), args.plot, mean_pose=baseline)
+        results = _load(args.json)
+        if args.select:
+            unknown = sorted(set(args.select) - set(results))
+            if unknown:
+                parser.error(f"--select: no row {', '.join(unknown)} in {args.json}")
+            results = {label: results[label] for label in args.select}
+        plot(results, args.plot, mean_pose=baseline)
         print(f"wrote {args.plot}")
     return 0
 
@@ -128,7 +155,7 @@ def train_variant(args, label: str) -> dict:
     as a JSON row."""
     import kpose
 
-    options = {**COMMON, **VARIANTS[args.variant]}
+    options = {**COMMON, **VARIANTS[args.variant], "seed": args.seed}
     data = f"lspet:{args.lspet_bench / 'joints_train.mat'}:{args.lspet_bench / 'images'}"
     val = f"lspet:{args.lspet_bench / 'joints_val.mat'}:{args.lspet_bench / 'images'}:4001"
     run = args.runs / label
