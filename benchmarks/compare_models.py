@@ -50,10 +50,14 @@ def main() -> int:
         return 1
     _, val, skeleton = load_split("lspet_bench", lspet_bench=args.lspet_bench,
                                   scratch=Path(), synthetic_train=0, synthetic_val=0)
+    predicted = {}  # model path -> its stages' keypoints: two stages of one model, one pass
     try:
-        scored = [person_scores(model, stage, val, skeleton, args.alpha)
-                  for model, stage in ((args.model_a, args.stage_a),
-                                       (args.model_b, args.stage_b))]
+        for path in (args.model_a, args.model_b):
+            if path not in predicted:
+                predicted[path] = stage_keypoints(path, val, skeleton)
+        scored = [person_scores(predicted[path], stage, path, val, skeleton, args.alpha)
+                  for path, stage in ((args.model_a, args.stage_a),
+                                      (args.model_b, args.stage_b))]
     except (FileNotFoundError, ValueError) as error:
         print(f"compare_models: {error}", file=sys.stderr)
         return 2
@@ -78,24 +82,29 @@ def main() -> int:
     return 0
 
 
-def person_scores(model_path: str, stage: str | None, records, skeleton, alpha: float):
-    """``(stage, correct, total)``: per val person, how many joints of ``stage`` (default
-    the model's last) are within ``alpha`` x torso, and how many were scored (``(N,)``
-    integer arrays; a person without both torso joints scores 0 of 0)."""
+def stage_keypoints(model_path: str, records, skeleton) -> dict:
+    """``{"stage_1": (N, K, 3), ...}``: every stage's keypoints of the model at
+    ``model_path`` for ``records``, in image pixels."""
     from kpose.inference import predict_stage_keypoints
-    from kpose.metrics import pck
-    from kpose.models.card import stage_outputs
     from kpose.runs import load_run_model
 
     model, _ = load_run_model(model_path)
-    stages = stage_outputs(model)
-    stage = stage or stages[-1]
+    return predict_stage_keypoints(model, records, skeleton)
+
+
+def person_scores(stages: dict, stage: str | None, model_path: str, records, skeleton,
+                  alpha: float):
+    """``(stage, correct, total)``: per val person, how many joints of ``stage`` (a key of
+    ``stages``; default the last) are within ``alpha`` x torso, and how many were scored
+    (``(N,)`` integer arrays; a person without both torso joints scores 0 of 0)."""
+    from kpose.metrics import pck
+
+    stage = stage or max(stages, key=lambda name: int(name.rsplit("_", 1)[1]))
     if stage not in stages:
         raise ValueError(f"{model_path} has no output {stage!r}; it has {', '.join(stages)}")
-    predicted = predict_stage_keypoints(model, records, skeleton)[stage]
     correct, total = np.zeros(len(records), int), np.zeros(len(records), int)
     for n, record in enumerate(records):
-        result = pck(predicted[n:n + 1], record.keypoints[None], skeleton, alpha=alpha)
+        result = pck(stages[stage][n:n + 1], record.keypoints[None], skeleton, alpha=alpha)
         correct[n], total[n] = result.num_correct, result.num_total
     return stage, correct, total
 
