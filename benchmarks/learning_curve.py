@@ -18,7 +18,9 @@ machine, so that the cosine schedule knows its length; ``--steps`` fixes it inst
 (compare variants at the same steps). Results are keyed ``VARIANT@STEPS`` (or
 ``VARIANT@MINUTESmin``), so one variant can have a 3,000-step and a long-budget row;
 ``--seed N`` (initial weights, data order and augmentation; default 0) adds ``-seedN`` to
-the key, to measure how much two runs of one recipe differ.
+the key, to measure how much two runs of one recipe differ. ``--extra`` trains on
+lspet_bench train and its 4,500 extra images together (8,500 persons; key suffix
+``+extra``), to measure what twice the data is worth at the same steps.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def main() -> int:
                         help="training budget on this machine (default 60)")
     parser.add_argument("--steps", type=int, help="train exactly this many steps instead")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between scores")
+    parser.add_argument("--extra", action="store_true",
+                        help="train on lspet_bench train + joints_extra.mat (8,500 persons)")
     parser.add_argument("--seed", type=int, default=COMMON["seed"],
                         help="seed of the weights, data order and augmentation (default 0)")
     parser.add_argument("--runs", type=Path, default=Path("learning_curve_runs"),
@@ -124,8 +128,8 @@ def main() -> int:
         if not (args.lspet_bench / "joints_train.mat").is_file():
             print(f"lspet_bench not found at {args.lspet_bench}", file=sys.stderr)
             return 1
-        label = f"{args.variant}@{args.steps}" if args.steps else \
-            f"{args.variant}@{args.minutes:g}min"
+        name = args.variant + ("+extra" if args.extra else "")
+        label = f"{name}@{args.steps}" if args.steps else f"{name}@{args.minutes:g}min"
         if args.seed != COMMON["seed"]:
             label += f"-seed{args.seed}"
         row = train_variant(args, label)
@@ -157,6 +161,9 @@ def train_variant(args, label: str) -> dict:
 
     options = {**COMMON, **VARIANTS[args.variant], "seed": args.seed}
     data = f"lspet:{args.lspet_bench / 'joints_train.mat'}:{args.lspet_bench / 'images'}"
+    if args.extra:
+        data = [data, f"lspet:{args.lspet_bench / 'joints_extra.mat'}:"
+                      f"{args.lspet_bench / 'images'}:4501"]
     val = f"lspet:{args.lspet_bench / 'joints_val.mat'}:{args.lspet_bench / 'images'}:4001"
     run = args.runs / label
     plan = run / "plan.json"
@@ -174,6 +181,7 @@ def train_variant(args, label: str) -> dict:
                 steps_per_epoch=args.eval_every, resume=resume, verbose=2, **options)
     seconds = time.perf_counter() - started
     return {"variant": args.variant, "options": options, "steps": epochs * args.eval_every,
+            "data": "train + extra (8,500 persons)" if args.extra else "train (4,000)",
             "eval_every": args.eval_every,
             "seconds_this_call": round(seconds, 1), "curve": _curve(model_dir / "metrics.csv",
                                                                      args.eval_every)}

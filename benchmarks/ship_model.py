@@ -28,6 +28,8 @@ LICENSE = ("Trained on LSPET (Johnson and Everingham, 2011), whose images come f
            "code is Apache-2.0.")
 DATA = ("lspet_bench train: the first 4,000 images of LSP Extended (im00001-im04000, "
         "14 joints), person boxes from the joints with a 15 % margin")
+DATA_EXTRA = ("lspet_bench train + extra: 8,500 images of LSP Extended (im00001-im04000 and "
+              "im04501-im09000, 14 joints), person boxes from the joints with a 15 % margin")
 VAL = "lspet_bench val"
 
 
@@ -62,7 +64,7 @@ def main() -> int:
         "family": config.model,
         "input_size": config.input_size,
         "command": train_command(config, args.lspet_bench),
-        "data": DATA,
+        "data": DATA_EXTRA if isinstance(config.data, list) else DATA,
         "steps": steps,
         "batch_size": config.batch_size,
         "scores": {VAL: trained},
@@ -100,7 +102,9 @@ def train_command(config, lspet_bench: Path) -> str:
     def relative(spec: str | None) -> str | None:
         return None if spec is None else spec.replace(str(lspet_bench), "lspet_bench")
 
-    parts = ["kpose train", f"--model {config.model}", f"--data {relative(config.data)}"]
+    specs = config.data if isinstance(config.data, list) else [config.data]
+    parts = ["kpose train", f"--model {config.model}",
+             *(f"--data {relative(spec)}" for spec in specs)]
     if config.val_data:
         parts.append(f"--val-data {relative(config.val_data)}")
     parts.append("--out runs/lsp")

@@ -78,7 +78,10 @@ def _build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("train", help="train a model into a run folder")
     fit.add_argument("--model", choices=["cpm", "simplebaseline", "hourglass", "deeppose"],
                      default="cpm", help="the model family (default cpm)")
-    fit.add_argument("--data", required=True, help=f"training data: {DATA_SPEC_HELP}")
+    fit.add_argument("--data", required=True, action="append",
+                     help=f"training data: {DATA_SPEC_HELP}; repeat to train on several "
+                     "together (sampled in proportion to their sizes; the model follows the "
+                     "first one's skeleton, the others are mapped onto it by joint name)")
     fit.add_argument("--val-data", help="held-out data for the validation PCK, same forms")
     fit.add_argument("--out", required=True, type=Path, help="run folder")
     fit.add_argument("--backbone", choices=["cpm", "mobilenetv2", "alexnet", "resnet50",
@@ -189,7 +192,8 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from kpose.training import train
 
-    train(args.model, args.data, val_data=args.val_data, out_dir=args.out, epochs=args.epochs,
+    data = args.data[0] if len(args.data) == 1 else args.data
+    train(args.model, data, val_data=args.val_data, out_dir=args.out, epochs=args.epochs,
           batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
           input_size=args.input_size, stages=args.stages, width=args.width,
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,

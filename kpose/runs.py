@@ -30,7 +30,7 @@ class RunConfig:
     """
 
     model: str = "cpm"
-    data: str = "synthetic:1000"
+    data: str | list[str] = "synthetic:1000"  # a list: several specs trained together
     val_data: str | None = None
     skeleton: str = "coco_17"
     epochs: int = 10

@@ -13,11 +13,20 @@ spec                                   meaning
 =====================================  ===============================================
 
 The cache folder is ``$KPOSE_CACHE`` if set, else ``~/.cache/kpose``.
+
+Several specs train one model (:func:`load_data_specs`): their persons are pooled, so
+each data set is sampled in proportion to its size. The first spec's skeleton is the
+model's; the others are mapped onto it by joint name (:data:`JOINT_SYNONYMS` lists the
+few joints that two data sets name differently), which works when every joint of the
+model's skeleton is found in theirs: MPII's 16 joints cover LSP's 14, as in the CPM
+paper's MPII + LSP training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +38,8 @@ from kpose.data.records import PoseRecord
 from kpose.data.synthetic import write_synthetic_dataset
 from kpose.skeletons import COCO_17, FLIC, LSP_14, MPII_16, Skeleton
 
-__all__ = ["LoadedData", "load_data_spec", "cache_dir", "DATA_SPEC_HELP"]
+__all__ = ["LoadedData", "load_data_spec", "load_data_specs", "map_to_skeleton", "cache_dir",
+           "DATA_SPEC_HELP", "JOINT_SYNONYMS"]
 
 DATA_SPEC_HELP = ("coco:ANNOTATIONS.json[:IMAGE_DIR], mpii:ANNOTATIONS[:IMAGE_DIR], "
                   "lsp:joints.mat:IMAGE_DIR[:FIRST_INDEX], "
@@ -70,6 +80,76 @@ def load_data_spec(spec: str, *, synthetic_size: int = 256,
     if not records:
         raise ValueError(f"data spec {spec!r} holds no labelled person")
     return LoadedData(spec, records, skeleton)
+
+
+# Joints that two shipped skeletons name differently but that mark the same place: LSP's
+# "neck" is MPII's "upper_neck" (the usual LSP -> MPII joint mapping).
+JOINT_SYNONYMS: dict[str, tuple[str, ...]] = {"neck": ("upper_neck",),
+                                              "upper_neck": ("neck",)}
+
+
+def load_data_specs(specs: str | Sequence[str | LoadedData], *, synthetic_size: int = 256,
+                    skip_missing: bool = False, verbose: bool = False) -> LoadedData:
+    """Read one spec, or several pooled into one data set on the first one's skeleton.
+
+    Pooling the persons samples each data set in proportion to its size. The persons of
+    a data set on another skeleton are mapped onto the first by joint name
+    (:func:`map_to_skeleton`). ``verbose`` prints each spec with its count of persons.
+    The result's ``spec`` is the spec itself for one spec, and the specs joined with
+    ``" + "`` for several.
+
+    Raises:
+        ValueError: no spec, a spec that does not parse or holds no person, or a data set
+            whose skeleton lacks joints of the first one's (named).
+    """
+    if isinstance(specs, (str, LoadedData)):
+        specs = [specs]
+    specs = list(specs)
+    if not specs:
+        raise ValueError(f"give at least one data spec ({DATA_SPEC_HELP})")
+    loaded = [spec if isinstance(spec, LoadedData) else
+              load_data_spec(spec, synthetic_size=synthetic_size, skip_missing=skip_missing)
+              for spec in specs]
+    if verbose and len(loaded) > 1:
+        total = sum(len(part.records) for part in loaded)
+        for part in loaded:
+            print(f"data {part.spec}: {len(part.records)} persons "
+                  f"({100 * len(part.records) / total:.0f} % of the samples)", flush=True)
+    if len(loaded) == 1:
+        return loaded[0]
+    skeleton = loaded[0].skeleton
+    records = [record for part in loaded
+               for record in map_to_skeleton(part, skeleton).records]
+    return LoadedData(" + ".join(part.spec for part in loaded), records, skeleton)
+
+
+def map_to_skeleton(data: LoadedData, skeleton: Skeleton) -> LoadedData:
+    """``data`` with every person's keypoints re-ordered onto ``skeleton`` by joint name.
+
+    Each joint of ``skeleton`` takes the row of the joint of ``data.skeleton`` with the
+    same name (or a :data:`JOINT_SYNONYMS` name); joints of ``data`` that ``skeleton``
+    lacks are dropped. Boxes, head sizes and areas are kept.
+
+    Raises:
+        ValueError: ``data.skeleton`` lacks joints of ``skeleton``, naming them.
+    """
+    if data.skeleton == skeleton:
+        return data
+    source = data.skeleton.joint_names
+    rows, missing = [], []
+    for name in skeleton.joint_names:
+        found = [n for n in (name, *JOINT_SYNONYMS.get(name, ())) if n in source]
+        if found:
+            rows.append(source.index(found[0]))
+        else:
+            missing.append(name)
+    if missing:
+        raise ValueError(f"data {data.spec!r} follows skeleton {data.skeleton.name!r}, which "
+                         f"lacks joints {', '.join(missing)} of {skeleton.name!r}; it cannot "
+                         "train the same model")
+    records = [dataclasses.replace(record, keypoints=record.keypoints[rows],
+                                   skeleton=skeleton.name) for record in data.records]
+    return LoadedData(data.spec, records, skeleton)
 
 
 def cache_dir() -> Path:

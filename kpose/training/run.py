@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from kpose.checkpoints import last_checkpoint
 from kpose.data.pipeline import make_dataset, naming_unreadable_images
-from kpose.data.specs import LoadedData, load_data_spec
+from kpose.data.specs import LoadedData, load_data_spec, load_data_specs
 from kpose.data.verify import drop_unreadable
 from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.files import atomic_path
@@ -44,7 +45,8 @@ _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
 _DEEPPOSE_SIGMA = 1.0
 
 
-def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
+def train(model: str = "cpm",
+          data: str | LoadedData | Sequence[str | LoadedData] = "synthetic:1000", *,
           val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
           input_size: int | None = None, stages: int | None = None, width: float = 1.0,
@@ -65,7 +67,11 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
             each, under the same strategy, checkpoints and resume; it saves the one-graph
             cascade as ``model.keras`` and every finished stage in ``stages/``.
         data: a data spec (``"coco:ann.json:images"``, ``"synthetic:2000"``; see
-            :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`.
+            :mod:`kpose.data.specs`) or :class:`~kpose.data.specs.LoadedData`, or a list of
+            them trained together: pooled, so each is sampled in proportion to its size,
+            the model on the first one's skeleton and the others mapped onto it by joint
+            name (:func:`~kpose.data.specs.load_data_specs`; refused naming the joints a
+            data set lacks).
         val_data: held-out data for the validation PCK@0.2 (torso) of every stage each
             ``val_every`` epochs; the best checkpoint follows it. DeepPose: the PDJ@0.2 of
             the cascade up to the stage in training (its best file is its last).
@@ -133,8 +139,7 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     stages = _DEFAULTS[model]["stages"] if stages is None else stages
     input_size = _DEFAULTS[model]["input_size"] if input_size is None else input_size
     out_dir = Path(out_dir)
-    train_data = data if isinstance(data, LoadedData) else \
-        load_data_spec(data, skip_missing=skip_corrupt)
+    train_data = load_data_specs(data, skip_missing=skip_corrupt, verbose=verbose != 0)
     val = val_data if isinstance(val_data, LoadedData) or val_data is None else \
         load_data_spec(val_data, skip_missing=skip_corrupt)
     if skip_corrupt:
@@ -151,7 +156,9 @@ def train(model: str = "cpm", data: str | LoadedData = "synthetic:1000", *,
     if val is not None and val.skeleton != train_data.skeleton:
         raise ValueError(f"val_data follows skeleton {val.skeleton.name!r} but data follows "
                          f"{train_data.skeleton.name!r}")
-    config = RunConfig(model=model, data=train_data.spec, val_data=val.spec if val else None,
+    specs = [part.spec if isinstance(part, LoadedData) else part for part in data] \
+        if isinstance(data, (list, tuple)) and len(data) > 1 else train_data.spec
+    config = RunConfig(model=model, data=specs, val_data=val.spec if val else None,
                        skeleton=train_data.skeleton.name, epochs=epochs, batch_size=batch_size,
                        steps_per_epoch=steps_per_epoch, input_size=input_size, stages=stages,
                        width=width, backbone=backbone, learning_rate=learning_rate,
