@@ -123,6 +123,14 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="leave out persons whose image is missing or unreadable "
                      "(every image is decoded once first; counted); default: such an image "
                      "is an error naming it")
+    fit.add_argument("--teacher", metavar="MODEL",
+                     help="distil this trained model (a run, a .keras file or "
+                     "pretrained:NAME; same skeleton) into the new one: its belief maps "
+                     "are blended into the targets")
+    fit.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+                     help="the teacher's share of each target, 0-1 (default 0.5)")
+    fit.add_argument("--distill-temperature", type=float, default=1.0, metavar="T",
+                     help="> 1 softens the teacher's maps, < 1 sharpens them (default 1)")
     fit.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_run_train)
@@ -199,7 +207,9 @@ def _run_train(args: argparse.Namespace) -> int:
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
           sigma=args.sigma, seed=args.seed,
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
-          paper=args.paper, skip_corrupt=args.skip_corrupt, **dict(args.option))
+          paper=args.paper, skip_corrupt=args.skip_corrupt, teacher=args.teacher,
+          distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+          **dict(args.option))
     print(f"wrote {args.out / 'model.keras'}")
     return 0
 

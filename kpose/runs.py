@@ -50,6 +50,9 @@ class RunConfig:
     paper: bool = False
     skip_corrupt: bool = False
     model_options: dict = field(default_factory=dict)
+    teacher: str | None = None  # distillation (kpose.training.distill)
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
 
     def to_json(self) -> str:
         """The text of ``config.json``."""

@@ -25,7 +25,8 @@ from kpose.files import atomic_path
 from kpose.models.card import describe, stage_outputs
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
 from kpose.multiworker import fit_multiworker, is_chief
-from kpose.runs import RunConfig
+from kpose.runs import RunConfig, load_model
+from kpose.training.distill import check_teacher, distill_targets
 from kpose.training.callbacks import EpochSeeds, EpochSummaries, RunCheckpoint, ValidationPCK
 from kpose.training.cascade import (CascadeRecipe, fit_deeppose_run, stage_rate,
                                    train_deeppose_cascade)
@@ -56,6 +57,8 @@ def train(model: str = "cpm",
           mixed_precision: bool | str = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
           paper: bool = False, skip_corrupt: bool = False,
+          teacher: str | Path | keras.Model | None = None, distill_weight: float = 0.5,
+          distill_temperature: float = 1.0,
           **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
@@ -113,6 +116,13 @@ def train(model: str = "cpm",
             image once before training (and validation) to leave out those of unreadable
             ones, with a count; without it a missing or unreadable image stops the run
             with an error naming it.
+        teacher: distil a trained belief-map model on the same skeleton into this one
+            (not DeepPose): a run folder, a ``.keras`` file, ``"pretrained:NAME"`` or a
+            model. Its maps, on every augmented training crop, are blended into the
+            targets (:mod:`kpose.training.distill`); it is never trained or saved with
+            the student.
+        distill_weight: the teacher's share of each target, in ``[0, 1]`` (default 0.5).
+        distill_temperature: > 0; softens (> 1) or sharpens (< 1) the teacher's maps.
         **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
             :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
@@ -123,6 +133,15 @@ def train(model: str = "cpm",
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if teacher is not None and model == "deeppose":
+        raise ValueError("teacher: DeepPose regresses coordinates; distillation teaches "
+                         "belief-map models (cpm, simplebaseline, hourglass)")
+    if not (isinstance(distill_weight, (int, float)) and 0 <= distill_weight <= 1):
+        raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight!r}")
+    if not (isinstance(distill_temperature, (int, float))
+            and math.isfinite(distill_temperature) and distill_temperature > 0):
+        raise ValueError(f"distill_temperature must be a finite number > 0, got "
+                         f"{distill_temperature!r}")
     _check_numbers(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                    input_size=input_size, stages=stages, val_every=val_every,
                    learning_rate=learning_rate, width=width, sigma=sigma)
@@ -164,7 +183,14 @@ def train(model: str = "cpm",
                        width=width, backbone=backbone, learning_rate=learning_rate,
                        lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every, paper=paper,
-                       skip_corrupt=skip_corrupt, model_options=model_options)
+                       skip_corrupt=skip_corrupt, model_options=model_options,
+                       teacher=_teacher_name(teacher), distill_weight=float(distill_weight),
+                       distill_temperature=float(distill_temperature))
+    teacher_model = None
+    if teacher is not None:
+        teacher_model = teacher if isinstance(teacher, keras.Model) else \
+            load_model(teacher)
+        check_teacher(teacher_model, train_data.skeleton, name=f"teacher {config.teacher}")
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
@@ -174,13 +200,24 @@ def train(model: str = "cpm",
     keras.config.set_dtype_policy(policy)
     try:
         return _train(model, config, train_data, val, out_dir, distribution, chief=chief,
-                      resume=resume, run_start=start, verbose=verbose)
+                      resume=resume, run_start=start, verbose=verbose,
+                      teacher=teacher_model)
     except BaseException:
         if chief:
             roll_back(out_dir, start)
         raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _teacher_name(teacher) -> str | None:
+    """How ``config.json`` records a teacher: its spec, or the name of a model object."""
+    if teacher is None or isinstance(teacher, (str, Path)):
+        return None if teacher is None else str(teacher)
+    if isinstance(teacher, keras.Model):
+        return f"model:{teacher.name}"
+    raise ValueError(f"teacher must be a run folder, a .keras file, 'pretrained:NAME' or a "
+                     f"keras.Model, got {type(teacher).__name__}")
 
 
 def _check_model_options(model: str, options: dict) -> None:
@@ -236,7 +273,8 @@ def mixed_precision_policy(mixed_precision: bool | str,
 
 def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedData | None,
            out_dir: Path, distribution: tf.distribute.Strategy, *, chief: bool, resume: bool,
-           run_start: RunStart, verbose: int | str) -> tuple[keras.Model, dict]:
+           run_start: RunStart, verbose: int | str,
+           teacher: keras.Model | None = None) -> tuple[keras.Model, dict]:
     """The body of :func:`train`, run under the run's dtype policy."""
     epochs, batch_size, steps_per_epoch = config.epochs, config.batch_size, \
         config.steps_per_epoch
@@ -286,10 +324,15 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     start = initial_epoch * steps_per_epoch * batch_size
 
     def stream(batch: int, shard: tuple[int, int] = (0, 1)):
-        return make_dataset(train_data.records, train_data.skeleton, input_size=input_size,
-                            target="belief_maps", num_stages=len(stage_outputs(network)),
-                            training=True, batch_size=batch, seed=seed, codec=info.codec,
-                            margin=info.margin, repeat=True, start=start, shard=shard)
+        samples = make_dataset(train_data.records, train_data.skeleton,
+                               input_size=input_size, target="belief_maps",
+                               num_stages=len(stage_outputs(network)), training=True,
+                               batch_size=batch, seed=seed, codec=info.codec,
+                               margin=info.margin, repeat=True, start=start, shard=shard)
+        if teacher is None:
+            return samples
+        return distill_targets(samples, teacher, network, weight=config.distill_weight,
+                               temperature=config.distill_temperature)
 
     callbacks = []
     if val is not None:
