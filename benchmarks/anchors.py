@@ -101,7 +101,9 @@ def run(args) -> int:
     found = np.array([points is not None for points in landmarks])
     rows = [{"name": f"BlazePose (mediapipe {MEDIAPIPE})", "seconds": blaze_seconds,
              **scores(blazepose_as_lsp(landmarks, records), truth, found)}]
-    models = [(name, f"pretrained:{name}") for name in shipped_models()]
+    from kpose.zoo import pretrained_names
+
+    models = [(name, f"pretrained:{name}") for name in pretrained_names()]
     models += [(Path(path).name, path) for path in args.model]
     for name, path in models:
         for flip in (False, True) if args.flip else (False,):
@@ -138,12 +140,6 @@ def limb_names() -> tuple[str, ...]:
     from kpose.skeletons import LSP_14
 
     return LSP_14.joint_names[:LIMBS]
-
-
-def shipped_models() -> list[str]:
-    from kpose.zoo import pretrained_names
-
-    return pretrained_names()
 
 
 # --- BlazePose ---------------------------------------------------------------------------
@@ -209,7 +205,7 @@ def blazepose_as_lsp(landmarks: list, records) -> np.ndarray:
     """``(N, 14, 2)`` BlazePose joints in LSP order; neck and head top (never scored) and
     every joint of a person BlazePose misses are at the centre of the true box."""
     centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in (r.box for r in records)])
-    joints = np.repeat(centres[:, None, :], len(limb_names()) + 2, axis=1)
+    joints = np.repeat(centres[:, None, :], records[0].keypoints.shape[0], axis=1)
     for n, points in enumerate(landmarks):
         if points is not None:
             joints[n, :LIMBS] = points[list(BLAZEPOSE_FOR_LSP), :2]

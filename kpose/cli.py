@@ -77,7 +77,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("train", help="train a model into a run folder")
     fit.add_argument("--model", choices=["cpm", "simplebaseline", "hourglass", "deeppose"],
-                     default="cpm", help="the model family (default cpm)")
+                     help="the model family (default: that of --init, else cpm)")
+    fit.add_argument("--init", metavar="MODEL",
+                     help="start from a trained model (a run, a .keras file or "
+                     "pretrained:NAME): its architecture unless other options name one, "
+                     "then every weight that fits; a model of another skeleton gives the "
+                     "joints both name")
     fit.add_argument("--data", required=True, action="append",
                      help=f"training data: {DATA_SPEC_HELP}; repeat to train on several "
                      "together (sampled in proportion to their sizes; the model follows the "
@@ -88,7 +93,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                             "resnet"],
                      help="default: the family's own (CPM: the paper's trunk; "
                      "simplebaseline: resnet; DeepPose: alexnet)")
-    fit.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    fit.add_argument("--width", type=float,
+                     help="channel multiplier (default: that of --init, else 1)")
     fit.add_argument("--epochs", type=int, default=10, help="default 10 (DeepPose: per stage)")
     fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     fit.add_argument("--batch-size", type=int, default=16, help="global batch")
@@ -209,6 +215,7 @@ def _run_train(args: argparse.Namespace) -> int:
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
           paper=args.paper, skip_corrupt=args.skip_corrupt, teacher=args.teacher,
           distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+          init=args.init,
           **dict(args.option))
     print(f"wrote {args.out / 'model.keras'}")
     return 0

@@ -53,6 +53,7 @@ class RunConfig:
     teacher: str | None = None  # distillation (kpose.training.distill)
     distill_weight: float = 0.5
     distill_temperature: float = 1.0
+    init: str | None = None  # the trained model the run started from
 
     def to_json(self) -> str:
         """The text of ``config.json``."""

@@ -24,6 +24,7 @@ from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.files import atomic_path
 from kpose.models.card import describe, stage_outputs
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
+from kpose.models.transfer import INIT_KEY, record_init, transfer_weights
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.runs import RunConfig, load_model
 from kpose.training.distill import check_teacher, distill_targets
@@ -46,11 +47,11 @@ _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
 _DEEPPOSE_SIGMA = 1.0
 
 
-def train(model: str = "cpm",
+def train(model: str | None = None,
           data: str | LoadedData | Sequence[str | LoadedData] = "synthetic:1000", *,
           val_data: str | LoadedData | None = None, out_dir: str | Path = "runs/cpm",
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
-          input_size: int | None = None, stages: int | None = None, width: float = 1.0,
+          input_size: int | None = None, stages: int | None = None, width: float | None = None,
           backbone: str | None = None, learning_rate: float = 1e-3,
           lr_schedule: str = "constant", sigma: float | None = None, seed: int = 0,
           strategy: str = "auto",
@@ -58,7 +59,7 @@ def train(model: str = "cpm",
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
           paper: bool = False, skip_corrupt: bool = False,
           teacher: str | Path | keras.Model | None = None, distill_weight: float = 0.5,
-          distill_temperature: float = 1.0,
+          distill_temperature: float = 1.0, init: str | Path | keras.Model | None = None,
           **model_options) -> tuple[keras.Model, dict]:
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
@@ -86,8 +87,8 @@ def train(model: str = "cpm",
             (``len(records) // batch_size``).
         input_size, stages, width, backbone: the model (defaults: CPM 368 px and 6
             stages, DeepPose 220 px and 3 stages, SimpleBaselines and the hourglass 256 px,
-            the hourglass with 2 stacks; ``backbone=None``: the family's own, AlexNet for
-            DeepPose).
+            the hourglass with 2 stacks; width 1; ``backbone=None``: the family's own,
+            AlexNet for DeepPose).
         sigma: belief-map models: the Gaussian sigma in map pixels (``None``: the
             family's default, CPM 1, SimpleBaselines and hourglass 2). DeepPose: the
             refinement box side in torso diameters (the paper: 2 for LSP, 1 for FLIC;
@@ -123,14 +124,32 @@ def train(model: str = "cpm",
             the student.
         distill_weight: the teacher's share of each target, in ``[0, 1]`` (default 0.5).
         distill_temperature: > 0; softens (> 1) or sharpens (< 1) the teacher's maps.
+        init: start from a trained model (a run folder, a ``.keras`` file,
+            ``"pretrained:NAME"`` or a model; not DeepPose yet): the new model takes its
+            family, input size, stages, width, backbone and builder options unless
+            given here, then every weight whose layer path and shape match, and the
+            belief-map heads' channels of the joints both skeletons name
+            (:func:`kpose.models.transfer.transfer_weights`); what was copied and what
+            starts fresh is printed, and the model card records the source's card.
         **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
             :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
     Returns:
         ``(model, history)``: the trained model and ``{metric: [value per epoch]}``.
     """
+    init_model = None
+    if init is not None:
+        init_model = init if isinstance(init, keras.Model) else load_model(init)
+        model, input_size, stages, width, backbone, model_options = architecture_of(
+            init_model, model=model, input_size=input_size, stages=stages, width=width,
+            backbone=backbone, options=model_options)
+    model = "cpm" if model is None else model
+    width = 1.0 if width is None else width
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if init is not None and model == "deeppose":
+        raise ValueError("init: a DeepPose cascade cannot start from a trained model yet; "
+                         "init works for cpm, simplebaseline and hourglass")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if teacher is not None and model == "deeppose":
@@ -185,7 +204,8 @@ def train(model: str = "cpm",
                        mixed_precision=mixed_precision, val_every=val_every, paper=paper,
                        skip_corrupt=skip_corrupt, model_options=model_options,
                        teacher=_teacher_name(teacher), distill_weight=float(distill_weight),
-                       distill_temperature=float(distill_temperature))
+                       distill_temperature=float(distill_temperature),
+                       init=_teacher_name(init))
     teacher_model = None
     if teacher is not None:
         teacher_model = teacher if isinstance(teacher, keras.Model) else \
@@ -201,7 +221,7 @@ def train(model: str = "cpm",
     try:
         return _train(model, config, train_data, val, out_dir, distribution, chief=chief,
                       resume=resume, run_start=start, verbose=verbose,
-                      teacher=teacher_model)
+                      teacher=teacher_model, init=init_model)
     except BaseException:
         if chief:
             roll_back(out_dir, start)
@@ -210,8 +230,28 @@ def train(model: str = "cpm",
         keras.config.set_dtype_policy(previous_policy)
 
 
+def architecture_of(source: keras.Model, *, model: str | None, input_size: int | None,
+                    stages: int | None, width: float | None, backbone: str | None,
+                    options: dict) -> tuple:
+    """``(model, input_size, stages, width, backbone, options)``: those given, else the
+    ones of ``source``'s card (its builder options only when the family is the same)."""
+    info = describe(source)
+    if model not in (None, info.family):
+        return model, input_size, stages, width, backbone, options
+    card = {k: v for k, v in (info.options or {}).items() if k != INIT_KEY}
+    stages = stages if stages is not None else card.pop("stages", card.pop("stacks", None))
+    card.pop("stages", None), card.pop("stacks", None)
+    width = width if width is not None else card.pop("width", None)
+    backbone = backbone if backbone is not None else card.pop("backbone", None)
+    card.pop("width", None), card.pop("backbone", None)
+    size = info.input_size[0] if info.input_size[0] == info.input_size[1] else None
+    return (info.family, input_size if input_size is not None else size, stages, width,
+            backbone, {**card, **options})
+
+
 def _teacher_name(teacher) -> str | None:
-    """How ``config.json`` records a teacher: its spec, or the name of a model object."""
+    """How ``config.json`` records a teacher (or an init model): its spec, or the name of
+    a model object."""
     if teacher is None or isinstance(teacher, (str, Path)):
         return None if teacher is None else str(teacher)
     if isinstance(teacher, keras.Model):
@@ -274,7 +314,8 @@ def mixed_precision_policy(mixed_precision: bool | str,
 def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedData | None,
            out_dir: Path, distribution: tf.distribute.Strategy, *, chief: bool, resume: bool,
            run_start: RunStart, verbose: int | str,
-           teacher: keras.Model | None = None) -> tuple[keras.Model, dict]:
+           teacher: keras.Model | None = None, init: keras.Model | None = None,
+           ) -> tuple[keras.Model, dict]:
     """The body of :func:`train`, run under the run's dtype policy."""
     epochs, batch_size, steps_per_epoch = config.epochs, config.batch_size, \
         config.steps_per_epoch
@@ -318,6 +359,11 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
                                           backbone=backbone, input_size=input_size,
                                           width=width, learning_rate=rate, **sized,
                                           paper=config.paper, **model_options)
+            if init is not None:
+                report = transfer_weights(init, network, source_name=config.init)
+                record_init(network, init, config.init)
+                if verbose != 0:
+                    print(report.summary(), flush=True)
     info = describe(network)
     # The data are an endless stream whose sample i depends on (seed, i) only: the same
     # under every strategy, and a resumed run picks it up at the exact sample.

@@ -1,0 +1,156 @@
+"""Start a model from a trained one: copy the weights that fit, map per-joint channels.
+
+A weight is named by its path in the model: the names of the nested models it sits in,
+then its own path (``resnet/resnet_stem_conv/kernel``, ``stage_1_maps/bias``). Two models
+of one family and options share every path; a SimpleBaselines model and a CPM on the same
+MobileNetV2 share the backbone's.
+
+A weight of the target whose path exists in the source with the same shape is copied.
+The belief-map heads (layers ``stage_N_maps``: one output channel per joint, plus the
+CPM's background map) are copied channel by channel where the two skeletons name a joint
+alike (by exact name: COCO's 17 joints and
+LSP's 14 share 12), so a model for another skeleton keeps what its predecessor learnt
+about the joints they share. Every other weight keeps its fresh initial value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from kpose.models.card import ModelCard, describe
+
+__all__ = ["TransferReport", "transfer_weights", "weight_paths", "record_init", "INIT_KEY"]
+
+# The card option that records the card of the model a model started from.
+INIT_KEY = "init_from"
+
+
+@dataclass
+class TransferReport:
+    """What :func:`transfer_weights` did, by weight path and joint name."""
+
+    source: str
+    copied: list[str] = field(default_factory=list)
+    per_joint: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    joints_copied: list[str] = field(default_factory=list)
+    joints_fresh: list[str] = field(default_factory=list)
+    values_copied: int = 0
+    values_total: int = 0
+
+    def summary(self) -> str:
+        """A few lines for the console: counts, the joints, and the fresh weights."""
+        share = self.values_copied / max(1, self.values_total)
+        lines = [f"init from {self.source}: copied {len(self.copied)} weights whole and "
+                 f"{len(self.per_joint)} per joint ({100 * share:.1f} % of the values); "
+                 f"{len(self.fresh)} start fresh"]
+        if self.per_joint:
+            lines.append(f"  joints copied: {', '.join(self.joints_copied) or 'none'}")
+            lines.append(f"  joints fresh: {', '.join(self.joints_fresh) or 'none'}")
+        if self.fresh:
+            shown = ", ".join(self.fresh[:8]) + (" ..." if len(self.fresh) > 8 else "")
+            lines.append(f"  fresh: {shown}")
+        return "\n".join(lines)
+
+
+def weight_paths(model: keras.Model, prefix: str = "") -> dict[str, keras.Variable]:
+    """Every weight of ``model`` (trainable or not) by its path: nested models' names,
+    then the weight's own path."""
+    found: dict[str, keras.Variable] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.update(weight_paths(layer, f"{prefix}{layer.name}/"))
+            continue
+        for variable in layer.weights:
+            found.setdefault(f"{prefix}{variable.path}", variable)
+    return found
+
+
+def transfer_weights(source: keras.Model, target: keras.Model, *,
+                     source_name: str | None = None) -> TransferReport:
+    """Copy ``source``'s weights into ``target`` where path and shape match, and the
+    belief-map heads' channels of the joints both skeletons name (module docstring).
+
+    Args:
+        source: a trained kpose model.
+        target: a freshly built kpose model (changed in place).
+        source_name: how the report and errors name the source.
+
+    Returns:
+        A :class:`TransferReport`.
+
+    Raises:
+        ValueError: nothing of ``source`` fits ``target`` (no weight copied whole: a head
+            alone is no start), naming it. ``target`` may then hold a mapped head.
+    """
+    name = source_name or source.name
+    mapping = _joint_mapping(source, target)
+    given = weight_paths(source)
+    report = TransferReport(source=name)
+    for path, variable in weight_paths(target).items():
+        size = int(np.prod(variable.shape))
+        report.values_total += size
+        match = given.get(path)
+        if match is not None and tuple(match.shape) == tuple(variable.shape) and (
+                mapping is None or not _is_head(path)):
+            variable.assign(match.value)
+            report.copied.append(path)
+            report.values_copied += size
+        elif match is not None and mapping is not None and _is_head(path) and \
+                tuple(match.shape[:-1]) == tuple(variable.shape[:-1]):
+            value = keras.ops.convert_to_numpy(variable.value).copy()
+            old = keras.ops.convert_to_numpy(match.value)
+            for new_index, old_index in mapping.items():
+                value[..., new_index] = old[..., old_index]
+            variable.assign(value)
+            report.per_joint.append(path)
+            report.values_copied += size * len(mapping) // variable.shape[-1]
+        else:
+            report.fresh.append(path)
+    if not report.copied:  # a head alone, on features it never saw, is worth nothing
+        raise ValueError(f"nothing of {name} fits the new model: no weight has the same "
+                         "layer path and shape (another family or backbone, or other "
+                         "widths); start it from nothing or choose a model it can grow from")
+    if mapping is not None:
+        target_joints = describe(target).skeleton.joint_names
+        report.joints_copied = [target_joints[i] for i in sorted(mapping)
+                                if i < len(target_joints)]
+        report.joints_fresh = [n for i, n in enumerate(target_joints) if i not in mapping]
+    return report
+
+
+def record_init(model: keras.Model, source: keras.Model, source_name: str) -> None:
+    """Write ``source``'s name and card into ``model``'s card (option ``init_from``), so
+    the saved model says what it grew from."""
+    card = next(layer for layer in model.layers if isinstance(layer, ModelCard))
+    grown = describe(source).get_config()
+    grown["options"] = {k: v for k, v in grown["options"].items() if k != INIT_KEY}
+    card.info = dataclasses.replace(card.info, options={
+        **(card.info.options or {}), INIT_KEY: {"model": source_name, "card": grown}})
+
+
+def _is_head(path: str) -> bool:
+    """A belief-map head's weight: ``stage_N_maps/kernel`` or ``/bias``."""
+    layer = path.rsplit("/", 2)[-2] if path.count("/") >= 1 else path
+    return layer.startswith("stage_") and layer.endswith("_maps")
+
+
+def _joint_mapping(source: keras.Model, target: keras.Model) -> dict[int, int] | None:
+    """``{target channel: source channel}`` of the belief-map heads when the skeletons
+    differ (``None`` when they are the same); the background map, where both have one,
+    maps onto itself."""
+    taught, learner = describe(source), describe(target)
+    old, new = taught.skeleton.joint_names, learner.skeleton.joint_names
+    if old == new:
+        return None
+    mapping = {new.index(joint): old.index(joint) for joint in new if joint in old}
+    background = getattr(taught.codec, "background", False) and \
+        getattr(learner.codec, "background", False)
+    if background:
+        mapping[len(new)] = len(old)
+    return mapping
