@@ -76,7 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(run=_run_quickstart)
 
     fit = commands.add_parser("train", help="train a model into a run folder")
-    fit.add_argument("--model", choices=["cpm", "simplebaseline", "hourglass", "deeppose"],
+    fit.add_argument("--model", choices=["cpm", "simplebaseline", "hourglass", "hrnet",
+                                         "deeppose"],
                      help="the model family (default: that of --init, else cpm)")
     fit.add_argument("--init", metavar="MODEL",
                      help="start from a trained model (a run, a .keras file or "
@@ -99,7 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     fit.add_argument("--batch-size", type=int, default=16, help="global batch")
     fit.add_argument("--input-size", type=int,
-                     help="default: CPM 368, DeepPose 220, simplebaseline and hourglass 256")
+                     help="default: CPM 368, DeepPose 220, simplebaseline, hourglass and "
+                     "hrnet 256")
     fit.add_argument("--stages", type=int,
                      help="CPM stages, hourglass stacks or DeepPose stages (default: CPM 6, "
                      "hourglass 2, DeepPose 3)")

@@ -1,4 +1,4 @@
-"""SimpleBaselines and Stacked Hourglass: shapes at their codec's stride, learning on tiny
+"""SimpleBaselines, Stacked Hourglass and HRNet: shapes at their codec's stride, learning on tiny
 data, saving with their model card, training through ``kpose.train`` and exporting with
 keypoints decoded in the graph."""
 
@@ -18,6 +18,7 @@ from kpose.evaluation import evaluate
 from kpose.models.card import describe, model_family, stage_outputs
 from kpose.models.heatmaps import build_heatmap_inference
 from kpose.models.hourglass import build_hourglass
+from kpose.models.hrnet import build_hrnet
 from kpose.models.simplebaseline import build_simplebaseline
 from kpose.skeletons import COCO_17, LSP_14
 from kpose.training import train
@@ -34,6 +35,11 @@ BUILDERS = {
         deconv_filters=(64, 64, 32), last_conv=False, **kw),
     "hourglass": lambda **kw: build_hourglass(COCO_17, input_size=SIZE, stacks=2, depth=2,
                                               width=0.125, **kw),
+    # Four branches (strides 4-32) and the phone variant's three depthwise-separable ones.
+    "hrnet-small": lambda **kw: build_hrnet(COCO_17, input_size=SIZE, variant="small",
+                                            channels=16, width=0.5, **kw),
+    "hrnet-lite": lambda **kw: build_hrnet(COCO_17, input_size=SIZE, variant="lite",
+                                           channels=16, **kw),
 }
 
 
@@ -72,7 +78,7 @@ def test_mobilenetv2_head_on_the_bottleneck_has_a_fraction_of_the_weights():
 LEARNERS = {"simplebaseline-resnet": BUILDERS["simplebaseline-resnet"],
             "simplebaseline-resnet-nearest": lambda **kw: BUILDERS["simplebaseline-resnet"](
                 upsampling="nearest", **kw),
-            "hourglass": BUILDERS["hourglass"]}
+            "hourglass": BUILDERS["hourglass"], "hrnet-lite": BUILDERS["hrnet-lite"]}
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))
@@ -136,6 +142,7 @@ def test_heatmap_decoder_takes_the_codec_stride_and_no_background():
 @pytest.mark.parametrize("family,options", [
     ("simplebaseline", {"backbone": "resnet", "depth": 10}),
     ("hourglass", {"stages": 2, "depth": 2}),
+    ("hrnet", {"variant": "small", "channels": 32}),
 ])
 def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, people, tmp_path):
     model, history = train(family, people, val_data=people, out_dir=tmp_path / "run",
@@ -148,12 +155,13 @@ def test_trains_through_kpose_train_and_evaluates_per_stage(family, options, peo
     assert list(report["stages"]) == stage_outputs(model)
 
 
-# The phone model goes to TFLite and the Edge TPU, the hourglass to TFLite and ONNX.
-@pytest.mark.parametrize("name", ["simplebaseline-mobilenetv2", "hourglass"])
+# The phone models go to TFLite and the Edge TPU, the hourglass to TFLite and ONNX.
+@pytest.mark.parametrize("name", ["simplebaseline-mobilenetv2", "hourglass", "hrnet-lite"])
 def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
+    keras.utils.set_random_seed(1)  # the same untrained weights whatever ran before
     path = tmp_path / "model.keras"
     BUILDERS[name]().save(path)
-    if name == "simplebaseline-mobilenetv2":  # the phone model: int8, every op on the Edge TPU
+    if name != "hourglass":  # the phone models: int8, every op on the Edge TPU
         result = export_model(path, tmp_path / "out", edgetpu=True, calibration_data=people,
                               **FAST)
         mapping = result.report["edgetpu"]
@@ -162,6 +170,8 @@ def test_exports_decode_in_the_graph_and_match_keras(name, people, tmp_path):
         # into the file as sub-pixel convolutions (export.subpixel).
         assert [row["check"]["passed"] for row in result.report["files"]] == [True]
         assert "TRANSPOSE_CONV" not in _op_names(tmp_path / "out" / "model.tflite")
+        if name == "hrnet-lite":  # the exchange units' nearest upsampling is on the list
+            assert "RESIZE_NEAREST_NEIGHBOR" in _op_names(tmp_path / "out" / "model.tflite")
     else:  # float32 TFLite and ONNX within 0.01 px of Keras
         result = export_model(path, tmp_path / "out", onnx=True, calibration_data=people,
                               **FAST)

@@ -19,7 +19,7 @@ __all__ = ["ModelCard", "ModelInfo", "describe", "model_family", "stage_outputs"
            "attach_card", "FAMILIES", "CARD_LAYER"]
 
 # The model families kpose builds; each names its codec kind in the card.
-FAMILIES = ("cpm", "deeppose", "simplebaseline", "hourglass")
+FAMILIES = ("cpm", "deeppose", "simplebaseline", "hourglass", "hrnet")
 CARD_LAYER = "model_card"
 
 

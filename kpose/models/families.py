@@ -12,14 +12,16 @@ import keras
 
 from kpose.models.cpm import build_cpm
 from kpose.models.hourglass import build_hourglass
+from kpose.models.hrnet import build_hrnet
 from kpose.models.simplebaseline import build_simplebaseline
 from kpose.skeletons import Skeleton
 
 __all__ = ["HEATMAP_BUILDERS", "DEFAULT_BACKBONES", "RECIPES", "build_heatmap_model"]
 
 HEATMAP_BUILDERS = {"cpm": build_cpm, "simplebaseline": build_simplebaseline,
-                    "hourglass": build_hourglass}
-DEFAULT_BACKBONES = {"cpm": "cpm", "simplebaseline": "resnet", "hourglass": None}
+                    "hourglass": build_hourglass, "hrnet": build_hrnet}
+DEFAULT_BACKBONES = {"cpm": "cpm", "simplebaseline": "resnet", "hourglass": None,
+                     "hrnet": None}
 # The training recipe: builder options that ``kpose.train`` uses unless told otherwise or
 # asked for the papers' models (``paper=True``, the builders' own defaults). Each was
 # measured on lspet_bench (benchmarks/learning_curve.py; README "A recipe that learns").
@@ -28,14 +30,15 @@ RECIPES = {
             "residual_stages": True},
     "simplebaseline": {"foreground_weight": 10.0},
     "hourglass": {"foreground_weight": 10.0},
+    "hrnet": {"foreground_weight": 10.0},
 }
 
 
 def build_heatmap_model(family: str, skeleton: Skeleton | str, *, stages: int | None = None,
                         backbone: str | None = None, paper: bool = False,
                         **options) -> keras.Model:
-    """Build a belief-map model of ``family`` (``"cpm"``, ``"simplebaseline"`` or
-    ``"hourglass"``).
+    """Build a belief-map model of ``family`` (``"cpm"``, ``"simplebaseline"``,
+    ``"hourglass"`` or ``"hrnet"``).
 
     Args:
         stages: CPM stages or hourglass stacks; SimpleBaselines has one (``None`` or 1).
@@ -55,6 +58,14 @@ def build_heatmap_model(family: str, skeleton: Skeleton | str, *, stages: int | 
         if backbone not in (None, "hourglass"):
             raise ValueError(f"the hourglass has no backbone option, got {backbone!r}")
         extra = {"stacks": stages} if stages is not None else {}
+    elif family == "hrnet":
+        if backbone not in (None, "hrnet"):
+            raise ValueError(f"HRNet is its own backbone; it has no backbone option, got "
+                             f"{backbone!r}")
+        if stages not in (None, 1):
+            raise ValueError(f"HRNet has one output stage, got stages={stages} (its "
+                             "branches and modules are options: branches=, modules=)")
+        extra = {}
     else:
         if stages not in (None, 1):
             raise ValueError(f"SimpleBaselines has one stage, got stages={stages}")

@@ -35,14 +35,15 @@ from kpose.training.run_folder import RunStart, open_run_folder, roll_back
 
 __all__ = ["train", "mixed_precision_policy", "MODELS"]
 
-MODELS = ("cpm", "simplebaseline", "hourglass", "deeppose")
+MODELS = ("cpm", "simplebaseline", "hourglass", "hrnet", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
 # The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px; SimpleBaselines
 # and the hourglass at 256 px (the hourglass with 2 stacks, the CPU-friendly end of 2-8).
 _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
              "deeppose": {"stages": 3, "input_size": 220},
              "simplebaseline": {"stages": 1, "input_size": 256},
-             "hourglass": {"stages": 2, "input_size": 256}}
+             "hourglass": {"stages": 2, "input_size": 256},
+             "hrnet": {"stages": 1, "input_size": 256}}
 # DeepPose's sigma is its refinement box side in torso diameters.
 _DEEPPOSE_SIGMA = 1.0
 
@@ -64,8 +65,8 @@ def train(model: str | None = None,
     """Train a pose model with ``model.fit`` and keep everything in a run folder.
 
     Args:
-        model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"`` (belief-map
-            models, :func:`kpose.models.families.build_heatmap_model`) or
+        model: the family: ``"cpm"``, ``"simplebaseline"``, ``"hourglass"``, ``"hrnet"``
+            (belief-map models, :func:`kpose.models.families.build_heatmap_model`) or
             ``"deeppose"``. A DeepPose run trains stage 1 and then one refiner per further
             stage (:func:`kpose.training.cascade.fit_deeppose_run`), ``epochs`` epochs
             each, under the same strategy, checkpoints and resume; it saves the one-graph
@@ -149,12 +150,12 @@ def train(model: str | None = None,
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if init is not None and model == "deeppose":
         raise ValueError("init: a DeepPose cascade cannot start from a trained model yet; "
-                         "init works for cpm, simplebaseline and hourglass")
+                         "init works for the belief-map families")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if teacher is not None and model == "deeppose":
         raise ValueError("teacher: DeepPose regresses coordinates; distillation teaches "
-                         "belief-map models (cpm, simplebaseline, hourglass)")
+                         "belief-map models (cpm, simplebaseline, hourglass, hrnet)")
     if not (isinstance(distill_weight, (int, float)) and 0 <= distill_weight <= 1):
         raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight!r}")
     if not (isinstance(distill_temperature, (int, float))
