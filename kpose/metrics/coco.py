@@ -1,12 +1,14 @@
-"""OKS and COCO keypoint AP, computed as pycocotools computes them (checked against it to
-1e-9), on arrays and COCO JSON (files or dicts)."""
+"""OKS on arrays, as pycocotools computes it; COCO keypoint AP by pycocotools itself, on
+COCO JSON (files or dicts) that are checked first."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +70,14 @@ def coco_keypoint_ap(
 ) -> dict[str, float]:
     """COCO keypoint AP/AR: the ten numbers of pycocotools' ``COCOeval.summarize``.
 
-    A NumPy reimplementation of ``COCOeval(gt, dt, "keypoints")`` with default parameters:
-    OKS thresholds 0.50:0.05:0.95, 101 recall thresholds, at most 20 detections per image,
-    area ranges all / medium (32^2..96^2) / large (96^2..1e10) px^2. Crowd persons and
-    persons with ``num_keypoints == 0`` are "ignore" regions: a detection matched to one is
-    neither a true nor a false positive. Every image listed in ``images`` is evaluated (a
-    detection on an image without persons is a false positive).
-
-    Differences from pycocotools, none of which changes its numbers on valid input: an
-    empty ``predictions`` gives AP = AR = 0 instead of an exception; a missing ``iscrowd``
-    counts as 0 and a missing ``num_keypoints`` is counted from the keypoints; a detection's
-    area (used only for the area ranges) is its ``bbox`` area when it has a ``bbox`` and the
-    extent of its keypoints otherwise, decided per detection (pycocotools decides from the
-    first detection only).
+    Runs pycocotools' ``COCOeval(gt, dt, "keypoints")`` with default parameters (OKS
+    thresholds 0.50:0.05:0.95, 101 recall thresholds, at most 20 detections per image, area
+    ranges all / medium / large) on copies of the inputs, after checking them so that a
+    malformed file gets one clear error instead of pycocotools' own. What pycocotools
+    needs and COCO files may leave out is filled in first: a missing ``num_keypoints`` is
+    counted from the keypoints, missing ``categories`` are the person category. An empty
+    ``predictions`` (after keeping ``category_id``) gives AP = AR = 0, where pycocotools
+    raises.
 
     Args:
         ground_truth: a COCO person_keypoints JSON file, or the loaded dict. Needs
@@ -96,16 +93,61 @@ def coco_keypoint_ap(
         ``{"AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"}`` as
         floats in [0, 1], or -1 where an area range holds no non-ignored person.
     """
-    dataset = _load_json(ground_truth, "ground_truth", Mapping)
-    results = _load_json(predictions, "predictions", Sequence)
-    variances = _oks_variances(_COCO_SIGMAS if sigmas is None else sigmas)
-    images = _coco_images(dataset, results, category_id, variances)
-    precision = np.empty((len(_OKS_THRESHOLDS), len(_RECALL_THRESHOLDS), len(_AREA_RANGES)))
-    recall = np.empty((len(_OKS_THRESHOLDS), len(_AREA_RANGES)))
-    for a, area_range in enumerate(_AREA_RANGES.values()):
-        per_image = [_evaluate_image(image, area_range) for image in images]
-        precision[:, :, a], recall[:, a] = _accumulate(per_image)
-    return _summarize(precision, recall)
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    dataset = copy.deepcopy(dict(_load_json(ground_truth, "ground_truth", Mapping)))
+    results = copy.deepcopy(list(_load_json(predictions, "predictions", Sequence)))
+    chosen = _COCO_SIGMAS if sigmas is None else np.sqrt(_oks_variances(sigmas)) / 2
+    _check_ground_truth(dataset, category_id, len(chosen))
+    image_ids = {img["id"] for img in dataset["images"]}
+    kept = []
+    for i, result in enumerate(results):
+        where = f"predictions[{i}]"
+        _require(result, ("image_id", "category_id", "keypoints", "score"), where)
+        if result["image_id"] not in image_ids:
+            raise ValueError(f"{where}: image_id {result['image_id']!r} is not an image of "
+                             "the ground truth")
+        if result["category_id"] == category_id:
+            _flat_keypoints(result["keypoints"], len(chosen), where)
+            kept.append(result)
+    if not kept:
+        return dict.fromkeys(COCO_AP_KEYS, 0.0)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
+        truth = COCO()
+        truth.dataset = dataset
+        truth.createIndex()
+        evaluator = COCOeval(truth, truth.loadRes(kept), "keypoints")
+        evaluator.params.catIds = [category_id]
+        evaluator.params.kpt_oks_sigmas = np.asarray(chosen, dtype=np.float64)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return dict(zip(COCO_AP_KEYS, (float(v) for v in evaluator.stats)))
+
+
+def _check_ground_truth(dataset: dict, category_id: int, k: int) -> None:
+    """Check a COCO dict for what COCOeval reads (naming the field), and fill in
+    ``num_keypoints``, ``iscrowd`` and ``categories`` where they are missing."""
+    _require(dataset, ("images", "annotations"), "ground_truth")
+    for i, img in enumerate(dataset["images"]):
+        _require(img, ("id",), f"ground_truth images[{i}]")
+    dataset.setdefault("categories", [{"id": category_id, "name": "person"}])
+    for i, ann in enumerate(dataset["annotations"]):
+        where = f"ground_truth annotations[{i}]"
+        _require(ann, ("image_id", "category_id", "keypoints", "area"), where)
+        if ann["category_id"] != category_id:
+            continue
+        keypoints = _flat_keypoints(ann["keypoints"], k, where)
+        labelled = int((keypoints[:, 2] > 0).sum())
+        ann.setdefault("num_keypoints", labelled)
+        ann.setdefault("iscrowd", 0)
+        ann.setdefault("id", i + 1)
+        if "bbox" in ann and np.asarray(ann["bbox"], dtype=np.float64).shape != (4,):
+            raise ValueError(f"{where}: 'bbox' must be [x, y, w, h], got {ann['bbox']!r}")
+        if labelled == 0 and "bbox" not in ann:
+            raise ValueError(f"{where} has no labelled keypoint and no 'bbox' field; COCO's "
+                             "OKS needs the box for such persons")
 
 
 def coco_results_from_arrays(
@@ -145,18 +187,9 @@ def coco_results_from_arrays(
     ]
 
 
-# pycocotools' own float values (sigmas written x10 then divided, thresholds from
-# linspace) so that OKS values and threshold ties come out bit for bit the same.
+# pycocotools' own COCO sigmas (written x10 then divided, as it does).
 _COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
                          .87, .87, .89, .89]) / 10.0
-_OKS_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
-_RECALL_THRESHOLDS = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1,
-                                 endpoint=True)
-_AREA_RANGES = {"all": (0.0, 1e5 ** 2), "medium": (32.0 ** 2, 96.0 ** 2),
-                "large": (96.0 ** 2, 1e5 ** 2)}
-_MAX_DETECTIONS = 20
-# Matching never demands an OKS above this, so a perfect match still passes at t = 1.
-_MAX_MATCH_THRESHOLD = 1 - 1e-10
 
 
 def _oks_variances(skeleton_or_sigmas: Any) -> np.ndarray:
@@ -205,18 +238,6 @@ def _oks(
     return similarity
 
 
-@dataclass(frozen=True)
-class _CocoImage:
-    """One image's persons and its (score-sorted, at most 20) detections, as arrays."""
-
-    gt_area: np.ndarray  # (G,) px^2, for the area-range test (and the OKS scale)
-    gt_ignore: np.ndarray  # (G,) bool: crowd or no keypoints
-    gt_crowd: np.ndarray  # (G,) bool: may be matched by many detections
-    dt_score: np.ndarray  # (D,), descending
-    dt_area: np.ndarray  # (D,) px^2, for the area-range test only
-    similarity: np.ndarray  # (D, G) OKS
-
-
 def _load_json(source: Any, argument: str, kind: type) -> Any:
     """A JSON file's content (or ``source`` itself when already loaded), checked for kind."""
     if isinstance(source, (str, os.PathLike)):
@@ -249,183 +270,3 @@ def _flat_keypoints(values: Any, k: int, where: str) -> np.ndarray:
         raise ValueError(f"{where}: 'keypoints' must be a flat list of 3K = {3 * k} numbers "
                          f"(K = {k} OKS sigmas), got shape {kp.shape}")
     return kp.reshape(k, 3)
-
-
-def _coco_images(
-    dataset: Mapping[str, Any], results: Sequence[Any], category_id: int, variances: np.ndarray
-) -> list[_CocoImage]:
-    """Per evaluated image (sorted ids, as COCOeval), its persons and detections."""
-    _require(dataset, ("images", "annotations"), "ground_truth")
-    for i, img in enumerate(dataset["images"]):
-        _require(img, ("id",), f"ground_truth images[{i}]")
-    image_ids = sorted({img["id"] for img in dataset["images"]})
-    persons: dict[Any, list[Mapping]] = {i: [] for i in image_ids}
-    for i, ann in enumerate(dataset["annotations"]):
-        where = f"ground_truth annotations[{i}]"
-        _require(ann, ("image_id", "category_id", "keypoints", "area"), where)
-        # Like COCOeval, persons on images missing from 'images' are not evaluated.
-        if ann["category_id"] == category_id and ann["image_id"] in persons:
-            persons[ann["image_id"]].append(ann)
-    detections: dict[Any, list[Mapping]] = {i: [] for i in image_ids}
-    for i, res in enumerate(results):
-        where = f"predictions[{i}]"
-        _require(res, ("image_id", "category_id", "keypoints", "score"), where)
-        if res["image_id"] not in detections:
-            raise ValueError(f"{where}: image_id {res['image_id']!r} is not an image of the "
-                             "ground truth")
-        if res["category_id"] == category_id:
-            detections[res["image_id"]].append(res)
-    return [_coco_image(persons[i], detections[i], variances) for i in image_ids]
-
-
-def _coco_image(
-    persons: list[Mapping], detections: list[Mapping], variances: np.ndarray
-) -> _CocoImage:
-    k = len(variances)
-    gt = np.stack([_flat_keypoints(p["keypoints"], k, f"annotation {p.get('id')}")
-                   for p in persons]) if persons else np.zeros((0, k, 3))
-    labelled_counts = (gt[..., 2] > 0).sum(axis=1)
-    num_keypoints = np.array([p.get("num_keypoints", c) for p, c in zip(persons, labelled_counts)])
-    crowd = np.array([bool(p.get("iscrowd", 0)) for p in persons], dtype=bool)
-    boxes = np.full((len(persons), 4), np.nan)
-    for g, p in enumerate(persons):
-        if "bbox" in p:
-            box = np.asarray(p["bbox"], dtype=np.float64)
-            if box.shape != (4,):
-                raise ValueError(f"ground_truth annotation {p.get('id')}: 'bbox' must be "
-                                 f"[x, y, w, h], got {p['bbox']!r}")
-            boxes[g] = box
-        elif labelled_counts[g] == 0:
-            raise ValueError(f"ground_truth annotation {p.get('id')} has no labelled keypoint "
-                             "and no 'bbox' field; COCO's OKS needs the box for such persons")
-    # COCOeval keeps the highest-scoring detections, ties in input order (stable sort).
-    scores = np.array([float(d["score"]) for d in detections])
-    order = np.argsort(-scores, kind="mergesort")[:_MAX_DETECTIONS]
-    kept = [detections[i] for i in order]
-    dt = np.stack([_flat_keypoints(d["keypoints"], k, "prediction") for d in kept]) \
-        if kept else np.zeros((0, k, 3))
-    areas = np.array([float(p["area"]) for p in persons])
-    return _CocoImage(
-        gt_area=areas,
-        gt_ignore=crowd | (num_keypoints == 0),
-        gt_crowd=crowd,
-        dt_score=scores[order],
-        dt_area=np.array([_detection_area(d, xy) for d, xy in zip(kept, dt)]),
-        similarity=_oks(dt[:, None, :, :2], gt[None], areas[None], variances, boxes[None]),
-    )
-
-
-def _detection_area(result: Mapping, keypoints: np.ndarray) -> float:
-    """A result's area as pycocotools' loadRes sets it: bbox area, else keypoint extent."""
-    box = result.get("bbox")
-    if box is not None and len(box) > 0:
-        return float(box[2]) * float(box[3])
-    x, y = keypoints[:, 0], keypoints[:, 1]
-    return float((x.max() - x.min()) * (y.max() - y.min()))
-
-
-def _evaluate_image(
-    image: _CocoImage, area_range: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Match one image's detections for one area range (COCOeval.evaluateImg).
-
-    Returns ``(scores (D,), matched (T, D), ignored (T, D), number of non-ignored persons)``.
-    """
-    lo, hi = area_range
-    gt_ignore = image.gt_ignore | (image.gt_area < lo) | (image.gt_area > hi)
-    matched, on_ignored = _match_detections(image.similarity, gt_ignore, image.gt_crowd)
-    # A detection outside the range that found no person is not held against the range.
-    outside = (image.dt_area < lo) | (image.dt_area > hi)
-    ignored = on_ignored | (~matched & outside[None, :])
-    return image.dt_score, matched, ignored, int(np.count_nonzero(~gt_ignore))
-
-
-def _match_detections(
-    similarity: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """COCO's greedy matching, for all OKS thresholds at once.
-
-    Detections (rows of ``similarity (D, G)``, best score first) take, in turn, the free
-    person with the highest OKS >= the threshold, preferring any non-ignored person to an
-    ignored one; crowd persons stay free. COCOeval scans persons sorted ignored-last and
-    replaces its pick on ``>=``, so among equal OKS the *last* person in input order wins
-    within each of the two groups; this does the same.
-
-    Returns ``matched (T, D)`` and ``matched to an ignored person (T, D)``, both bool.
-    """
-    n_thr = len(_OKS_THRESHOLDS)
-    n_dt, n_gt = similarity.shape
-    matched = np.zeros((n_thr, n_dt), dtype=bool)
-    on_ignored = np.zeros((n_thr, n_dt), dtype=bool)
-    if n_dt == 0 or n_gt == 0:
-        return matched, on_ignored
-    taken = np.zeros((n_thr, n_gt), dtype=bool)
-    floor = np.minimum(_OKS_THRESHOLDS, _MAX_MATCH_THRESHOLD)[:, None]
-    rows = np.arange(n_thr)
-    for d in range(n_dt):
-        s = similarity[d]
-        eligible = (~taken | gt_crowd) & (s >= floor)  # (T, G)
-        for group in (~gt_ignore, gt_ignore):
-            candidates = eligible & group & ~matched[:, d:d + 1]
-            hit = candidates.any(axis=1)
-            if not hit.any():
-                continue
-            scored = np.where(candidates, s, -np.inf)
-            pick = n_gt - 1 - np.argmax(scored[:, ::-1], axis=1)  # last maximum
-            matched[hit, d] = True
-            on_ignored[hit, d] = gt_ignore[pick[hit]]
-            taken[rows[hit], pick[hit]] = True
-    return matched, on_ignored
-
-
-def _accumulate(
-    per_image: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Precision ``(T, R)`` at the recall thresholds and final recall ``(T,)`` over all
-    images for one area range (COCOeval.accumulate); -1 when no person counts."""
-    n_thr, n_rec = len(_OKS_THRESHOLDS), len(_RECALL_THRESHOLDS)
-    positives = sum(n for *_, n in per_image)
-    if positives == 0:
-        return -np.ones((n_thr, n_rec)), -np.ones(n_thr)
-    scores = np.concatenate([s for s, *_ in per_image])
-    matched = np.concatenate([m for _, m, _, _ in per_image], axis=1)
-    ignored = np.concatenate([i for _, _, i, _ in per_image], axis=1)
-    # Stable sort over images in id order: ties resolve exactly as COCOeval's do.
-    order = np.argsort(-scores, kind="mergesort")
-    matched, ignored = matched[:, order], ignored[:, order]
-    n_dt = len(scores)
-    if n_dt == 0:
-        return np.zeros((n_thr, n_rec)), np.zeros(n_thr)
-    tp = np.cumsum(matched & ~ignored, axis=1).astype(np.float64)
-    fp = np.cumsum(~matched & ~ignored, axis=1).astype(np.float64)
-    rc = tp / positives
-    pr = tp / (fp + tp + np.spacing(1))
-    # Interpolated precision: the best precision at this recall or any higher one.
-    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    precision = np.zeros((n_thr, n_rec))
-    for t in range(n_thr):
-        at = np.searchsorted(rc[t], _RECALL_THRESHOLDS, side="left")
-        reached = at < n_dt  # recall levels never reached keep precision 0
-        precision[t, reached] = pr[t, at[reached]]
-    return precision, rc[:, -1]
-
-
-def _summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
-    """The ten COCOeval.summarize numbers from precision ``(T, R, A)``, recall ``(T, A)``."""
-    every = np.arange(len(_OKS_THRESHOLDS))
-    # Looked up by equality, as COCOeval does, in pycocotools' own threshold values.
-    t50, t75 = (np.flatnonzero(_OKS_THRESHOLDS == thr) for thr in (0.5, 0.75))
-    area_index = {name: a for a, name in enumerate(_AREA_RANGES)}
-    selections = {"": (every, "all"), "50": (t50, "all"), "75": (t75, "all"),
-                  "m": (every, "medium"), "l": (every, "large")}
-    out = {}
-    for prefix, values in (("AP", precision), ("AR", recall)):
-        for suffix, (thresholds, area) in selections.items():
-            out[prefix + suffix] = _mean_valid(values[thresholds][..., area_index[area]])
-    return {key: out[key] for key in COCO_AP_KEYS}
-
-
-def _mean_valid(values: np.ndarray) -> float:
-    """Mean of the entries that are not -1 (COCO's "no data" mark), or -1 if none is."""
-    valid = values[values > -1]
-    return float(np.mean(valid)) if valid.size else -1.0
