@@ -5,8 +5,10 @@
                  [--calibration-data SPEC] [--calibration-samples 200] [--raw-outputs]
                  --out DIR
 
-Exit status: 0 when every file passed its check, 1 when a file was written but failed a
-check (the report says which), 2 for bad input (one line on stderr, nothing written).
+Exit status, as for ``kpose``: 0 when every file passed its check, 1 for input that cannot
+be exported (one line on stderr, nothing written), 2 for a command line that does not
+parse, 3 when the files were written but one failed its check (the report says which),
+130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -81,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             verbose=True)
     except ExportError as error:
         print(f"kpose-export: error: {error}", file=sys.stderr)
-        return 2
+        return 1
+    except KeyboardInterrupt:
+        print("kpose-export: interrupted; nothing was written to --out", file=sys.stderr)
+        return 130
     print(f"wrote {', '.join(str(p) for p in result.files)} with model.json and report.json")
-    return 1 if result.failed_checks else 0
+    return 3 if result.failed_checks else 0
 
 
 if __name__ == "__main__":

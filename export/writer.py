@@ -102,6 +102,11 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
         tflite, quantize = True, "int8"
     if not (tflite or onnx):
         raise ExportError("nothing to export: pass --tflite and/or --onnx")
+    for flag, value, low in (("--calibration-samples", calibration_samples, 1),
+                             ("--verify-samples", verify_samples, 1),
+                             ("--latency-runs", latency_runs, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ExportError(f"{flag} must be an integer >= {low}, got {value!r}")
     if io_type not in IO_TYPES:
         raise ExportError(f"--io-type must be one of {IO_TYPES}, got {io_type!r}")
     if decoder is not None and decoder not in DECODING_METHODS:

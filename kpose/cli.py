@@ -3,6 +3,12 @@
 Only this module parses arguments; each subcommand calls the library's public functions.
 Subcommands import the library inside their functions, so that ``kpose --help`` and
 argument errors answer at once, without loading TensorFlow.
+
+Exit status (``kpose-export`` follows it too): 0 done; 1 input that cannot be used (one
+line on stderr naming the argument or file; nothing of the user's changed); 2 a command
+line that does not parse; 130 interrupted (Ctrl-C; a training run can be resumed).
+Output files that exist are never replaced without ``--overwrite``, and never when they
+are an input of the same command.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
     argument, with a pointer to ``--help`` instead of the usage block."""
 
     def error(self, message: str):
+        if "expected one argument" in message:  # e.g. --box -5,... reads as an option
+            message += "; a value that starts with '-' is written --flag=-5,..."
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -38,6 +46,25 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).splitlines()[0] if str(error) else repr(error)
         print(f"kpose {args.command}: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"kpose {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return 130
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """Where an interrupted command stopped, and how a training run continues."""
+    if args.command != "train":
+        return "; files it had not finished were not written"
+    from kpose.checkpoints import read_state
+
+    try:
+        state = read_state(args.out / "checkpoints")
+    except ValueError:
+        state = None
+    if state is None:
+        return " before the first epoch ended; nothing to resume"
+    return (f" after epoch {state['epoch']}; the same command with --resume continues "
+            "from there")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -150,6 +177,8 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("--flip", action="store_true",
                        help="average each prediction with that of the mirrored image")
     score.add_argument("--json", type=Path, help="also write the report as JSON")
+    score.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --json file or the files in --plots")
     score.add_argument("--skip-corrupt", action="store_true",
                        help="leave out persons whose image is missing or unreadable "
                        "(counted)")
@@ -166,7 +195,10 @@ def _build_parser() -> argparse.ArgumentParser:
     guess.add_argument("images", nargs="+", type=Path)
     guess.add_argument("--box", action="append", type=_parse_box,
                        help="person box x,y,w,h (once per image; default: whole image)")
-    guess.add_argument("--out", type=Path, help="write an overlay PNG per image here")
+    guess.add_argument("--out", type=Path, help="write an overlay PNG per image here "
+                       "(IMAGE_pose.png; images of the same name get _2, _3 ...)")
+    guess.add_argument("--overwrite", action="store_true",
+                       help="replace overlay files that already exist in --out")
     guess.set_defaults(run=_run_predict)
     return parser
 
@@ -176,8 +208,10 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     if args.num < 1:
         raise ValueError(f"--num must be at least 1, got {args.num}")
-    if args.size < 32:
-        raise ValueError(f"--size must be at least 32 px, got {args.size}")
+    if not 32 <= args.size <= 4096:
+        raise ValueError(f"--size must be 32 to 4096 px, got {args.size}")
+    if args.num > 1_000_000:
+        raise ValueError(f"--num must be at most 1000000, got {args.num}")
     _check_new_folder(args.out, "--out")
     annotations = write_synthetic_dataset(args.out, num=args.num, seed=args.seed,
                                           size=args.size)
@@ -229,9 +263,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.plot_samples < 0:
         raise ValueError(f"--plot-samples must be >= 0, got {args.plot_samples}")
     if args.json is not None:
-        _check_output_file(args.json, "--json")
-    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
-        raise ValueError(f"--plots {args.plots} is a file, not a folder")
+        _check_output_file(args.json, "--json", overwrite=args.overwrite,
+                           inputs=_inputs(args.model, args.data))
+    if args.plots is not None:
+        if args.plots.exists() and not args.plots.is_dir():
+            raise ValueError(f"--plots {args.plots} is a file, not a folder")
+        if args.plots.is_dir() and any(args.plots.iterdir()) and not args.overwrite:
+            raise ValueError(f"--plots {args.plots} is not empty; give a new folder or "
+                             "--overwrite (nothing was changed)")
     report = evaluate(args.model, args.data, flip=args.flip, plots=args.plots,
                       plot_samples=args.plot_samples, skip_corrupt=args.skip_corrupt)
     print(_report_table(report))
@@ -263,6 +302,9 @@ def _run_predict(args: argparse.Namespace) -> int:
 
         model, _ = load_run_model(args.model)
         skeleton = describe(model).skeleton  # the model says what it predicts
+    overlays = _overlay_names(args.images, args.out) if args.out else []
+    for path in overlays:
+        _check_output_file(path, "--out", overwrite=args.overwrite, inputs=args.images)
     keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box)
     output = [{"image": str(path), "keypoints": [
         {"joint": name, "x": float(x), "y": float(y), "score": float(score)}
@@ -272,11 +314,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.out:
         from kpose.viz import draw_pose, relative_scores, save_figure
 
-        for path, found in zip(args.images, keypoints):
+        for path, found, overlay in zip(args.images, keypoints, overlays):
             shown = found[:, :2]
             figure = draw_pose(load_image(path), shown, skeleton,
                                scores=relative_scores(found[:, 2]))
-            target = save_figure(figure, args.out / f"{path.stem}_pose.png")
+            target = save_figure(figure, overlay)
             print(f"wrote {target}", file=sys.stderr)
     return 0
 
@@ -290,10 +332,43 @@ def _check_new_folder(path: Path, flag: str) -> None:
                          "was changed)")
 
 
-def _check_output_file(path: Path, flag: str) -> None:
-    """Refuse, before any work, an output file that could not be written."""
+def _overlay_names(images: list[Path], folder: Path) -> list[Path]:
+    """``IMAGE_pose.png`` in ``folder`` per image; a stem seen before gets ``_2``, ``_3``
+    ... so that two images of one name never share an overlay."""
+    names, seen = [], {}
+    for image in images:
+        count = seen[image.stem] = seen.get(image.stem, 0) + 1
+        suffix = "" if count == 1 else f"_{count}"
+        names.append(folder / f"{image.stem}{suffix}_pose.png")
+    return names
+
+
+def _inputs(model: str, data: str) -> list[Path]:
+    """The files a command reads: the model (a file, or a run's config and model) and the
+    files named in a data spec."""
+    paths = [Path(part) for part in str(data).split(":")[1:]]
+    given = Path(model)
+    if given.is_dir():
+        paths += [p for p in given.rglob("*") if p.is_file()]
+    else:
+        paths.append(given)
+    return paths
+
+
+def _check_output_file(path: Path, flag: str, *, overwrite: bool = False,
+                       inputs=()) -> None:
+    """Refuse, before any work, an output file that could not be written, that is an
+    input of the command, or that exists (unless ``overwrite``)."""
     if path.is_dir():
         raise ValueError(f"{flag} {path} is a folder, not a file")
+    resolved = path.resolve()
+    for source in inputs:
+        if Path(source).resolve() == resolved:
+            raise ValueError(f"{flag} {path} is an input of this command; give another file "
+                             "(nothing was changed)")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{flag} {path} already exists; give a new name or --overwrite "
+                         "(nothing was changed)")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent

@@ -86,6 +86,10 @@ def world(tmp_path_factory) -> dict[str, Path]:
     results.mkdir()
     (results / "notes.txt").write_text("the user's notes")
     paths["results"] = results
+    overlays = root / "overlays"
+    overlays.mkdir()
+    (overlays / f"{first.stem}_pose.png").write_bytes(b"the user's own picture")
+    paths["overlays"], paths["first_image"] = overlays, first
     lsp_model = root / "lsp_model.keras"
     build_simplebaseline(LSP_14, input_size=64, width=0.125, depth=10).save(lsp_model)
     paths["lsp_model"] = lsp_model
@@ -118,6 +122,16 @@ CASES = [
     ("lr-nan", "kpose", lambda w: train_new(w, "--lr", "nan"), "learning_rate"),
     ("batch-size-0", "kpose", lambda w: train_new(w, "--batch-size", "0"), "batch_size"),
     ("width-0", "kpose", lambda w: train_new(w, "--width", "0"), "width"),
+    ("width-huge", "kpose", lambda w: train_new(w, "--width", "1e12"), "width must be at most"),
+    ("input-size-huge", "kpose", lambda w: train_new(w, "--input-size", "100000"),
+     "input_size must be at most"),
+    ("lr-huge", "kpose", lambda w: train_new(w, "--lr", "1e12"), "learning_rate must be at"),
+    ("init-missing-model", "kpose", lambda w: train_new(w, "--init", str(w["root"] / "no.keras")),
+     "no.keras"),
+    ("teacher-other-skeleton", "kpose", lambda w: train_new(w, "--teacher", str(w["lsp_model"])),
+     "predicts skeleton 'lsp_14'"),
+    ("distill-weight-above-1", "kpose", lambda w: train_new(w, "--teacher", str(w["run"]),
+     "--distill-weight", "2"), "distill_weight"),
     ("sigma-negative", "kpose", lambda w: train_new(w, "--sigma", "-1"), "sigma"),
     ("stages-0", "kpose", lambda w: train_new(w, "--stages", "0"), "stages"),
     ("input-size-60", "kpose", lambda w: train_new(w, "--input-size", "60"), "input"),
@@ -192,6 +206,16 @@ CASES = [
      "--data", coco(w)], "skeleton 'lsp_14'.*'coco_17'"),
     ("evaluate-unknown-pretrained", "kpose", lambda w: ["evaluate", "pretrained:nope",
      "--data", coco(w)], "no shipped model named 'nope'"),
+    ("evaluate-json-over-its-annotations", "kpose", lambda w: ["evaluate", str(w["run"]),
+     "--data", coco(w), "--json", str(w["coco"]), "--overwrite"], "is an input"),
+    ("evaluate-json-over-the-run-config", "kpose", lambda w: ["evaluate", str(w["run"]),
+     "--data", coco(w), "--json", str(w["run"] / "config.json")], "is an input"),
+    ("evaluate-json-over-the-model", "kpose", lambda w: ["evaluate", str(w["lsp_model"]),
+     "--data", coco(w), "--json", str(w["lsp_model"])], "lsp_model.keras is an input"),
+    ("evaluate-json-exists", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
+     coco(w), "--json", str(w["results"] / "notes.txt")], "notes.txt already exists"),
+    ("evaluate-plots-into-user-files", "kpose", lambda w: ["evaluate", str(w["run"]),
+     "--data", coco(w), "--plots", str(w["results"])], "results is not empty"),
     ("evaluate-negative-samples", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
      coco(w), "--plot-samples", "-1"], "--plot-samples"),
     # Prediction.
@@ -206,6 +230,10 @@ CASES = [
     ("predict-box-count", "kpose", lambda w: ["predict", str(w["run"]),
      str(next(w["images"].iterdir())), "--box", "1,1,5,5", "--box", "1,1,5,5"],
      "one --box per image"),
+    ("predict-overlay-exists", "kpose", lambda w: ["predict", str(w["run"]),
+     str(w["first_image"]), "--out", str(w["overlays"])], "_pose.png already exists"),
+    ("predict-negative-box", "kpose", lambda w: ["predict", str(w["run"]),
+     str(w["first_image"]), "--box", "-5,1,5,5"], "--flag=-5"),
     ("predict-flat-box", "kpose", lambda w: ["predict", str(w["run"]),
      str(next(w["images"].iterdir())), "--box", "1,1,0,5"], "--box"),
     # Synthetic data.
@@ -213,6 +241,8 @@ CASES = [
      "2"], "a_file is a file"),
     ("synth-into-a-full-folder", "kpose", lambda w: ["synth", "--out", str(w["results"]),
      "--num", "2"], "results is not empty"),
+    ("synth-size-huge", "kpose", lambda w: ["synth", "--out", str(w["root"] / "new"),
+     "--size", "99999999999"], "--size"),
     ("synth-num-0", "kpose", lambda w: ["synth", "--out", str(w["root"] / "new"), "--num",
      "0"], "--num"),
     # Export.
@@ -234,6 +264,10 @@ CASES = [
      "--tflite", "--quantize", "int8", "--calibration-data", coco(w, "truncated_image"),
      "--calibration-samples", "4", "--verify-samples", "2", "--out", str(w["root"] / "new")],
      "truncated.jpg"),
+    ("export-negative-latency-runs", "kpose-export", lambda w: [str(w["run"]), "--tflite",
+     "--latency-runs", "-1", "--out", str(w["root"] / "new")], "--latency-runs"),
+    ("export-no-verify-samples", "kpose-export", lambda w: [str(w["run"]), "--tflite",
+     "--verify-samples", "0", "--out", str(w["root"] / "new")], "--verify-samples"),
     ("export-unknown-pretrained", "kpose-export", lambda w: ["pretrained:nope", "--tflite",
      "--out",
      str(w["root"] / "new")], "no shipped model named 'nope'"),

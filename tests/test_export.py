@@ -405,12 +405,12 @@ def test_a_converter_error_is_one_line_and_leaves_no_files(cpm_files, dots, tmp_
     assert list(tmp_path.iterdir()) == []  # no out/, no staging folder
 
 
-def test_cli_reports_bad_input_in_one_line_and_exits_2(tmp_path, capsys):
+def test_cli_reports_bad_input_in_one_line_and_exits_1(tmp_path, capsys):
     from export.cli import main
 
     code = main([str(tmp_path / "missing.keras"), "--tflite", "--out", str(tmp_path / "o")])
     error = capsys.readouterr().err.strip()
-    assert code == 2 and error.count("\n") == 0
+    assert code == 1 and error.count("\n") == 0
     assert error.startswith("kpose-export: error: model not found")
 
 

@@ -37,6 +37,9 @@ __all__ = ["train", "mixed_precision_policy", "MODELS"]
 
 MODELS = ("cpm", "simplebaseline", "hourglass", "hrnet", "deeppose")
 LR_SCHEDULES = ("constant", "cosine")
+MAX_WIDTH = 8.0  # channel multiplier: ResNet-18 at 8 has ~700 M weights
+MAX_INPUT_SIZE = 2048  # px
+MAX_LEARNING_RATE = 1.0  # Adam at a rate above 1 diverges at once
 # The papers' sizes: CPM 6 stages at 368 px, DeepPose 3 stages at 220 px; SimpleBaselines
 # and the hourglass at 256 px (the hourglass with 2 stacks, the CPU-friendly end of 2-8).
 _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
@@ -288,6 +291,12 @@ def _check_numbers(*, learning_rate, width, sigma, **counts) -> None:
             continue
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    # Sizes past these build models no machine holds (a traceback from the allocator).
+    for name, value, limit in (("width", width, MAX_WIDTH),
+                               ("input_size", counts.get("input_size"), MAX_INPUT_SIZE),
+                               ("learning_rate", learning_rate, MAX_LEARNING_RATE)):
+        if value is not None and value > limit:
+            raise ValueError(f"{name} must be at most {limit:g}, got {value!r}")
 
 
 def mixed_precision_policy(mixed_precision: bool | str,
