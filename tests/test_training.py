@@ -341,3 +341,19 @@ def test_mixed_precision_auto_picks_bfloat16_without_a_gpu_and_refuses_unknown_n
     with pytest.raises(ValueError, match="mixed_precision must be"):
         train("cpm", people, out_dir=tmp_path / "bad", mixed_precision="half", **SMALL)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_step():
+    import keras
+
+    from kpose.training.callbacks import StopOnNonFiniteLoss
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((12, 2), np.float32)
+    x[9] = np.nan  # the fifth batch of two, in the second epoch of three batches
+    with pytest.raises(ValueError, match=r"became nan at step 5 \(epoch 2\); stopped: the "
+                                         r"checkpoint of epoch 1 is kept"):
+        model.fit(x, np.ones((12, 1)), batch_size=2, epochs=2, steps_per_epoch=3,
+                  shuffle=False, verbose=0, callbacks=[StopOnNonFiniteLoss(3)])

@@ -18,7 +18,32 @@ from kpose.inference import predict_stage_keypoints
 from kpose.metrics import pck, pdj
 from kpose.models.deeppose import build_deeppose_inference
 
-__all__ = ["ValidationPCK", "ValidationPDJ", "EpochSummaries", "RunCheckpoint", "EpochSeeds"]
+__all__ = ["ValidationPCK", "ValidationPDJ", "EpochSummaries", "RunCheckpoint", "EpochSeeds",
+           "StopOnNonFiniteLoss"]
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the first step whose loss is NaN or infinite, with an error naming the
+    step, before the epoch's checkpoint is written: the run keeps its last good
+    checkpoint (none in the first epoch, where the run folder is removed)."""
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        kept = (f"the checkpoint of epoch {self.epoch} is kept (--resume continues from "
+                "it)") if self.epoch else "no epoch had ended, so nothing was kept"
+        raise ValueError(f"the training loss became {float(loss)} at step {step} (epoch "
+                         f"{self.epoch + 1}); stopped: {kept}; a lower --lr usually helps")
 
 
 class ValidationPCK(keras.callbacks.Callback):

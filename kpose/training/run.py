@@ -28,7 +28,8 @@ from kpose.models.transfer import INIT_KEY, record_init, transfer_weights
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.runs import RunConfig, load_model
 from kpose.training.distill import check_teacher, distill_targets
-from kpose.training.callbacks import EpochSeeds, EpochSummaries, RunCheckpoint, ValidationPCK
+from kpose.training.callbacks import (EpochSeeds, EpochSummaries, RunCheckpoint,
+                                      StopOnNonFiniteLoss, ValidationPCK)
 from kpose.training.cascade import (CascadeRecipe, fit_deeppose_run, stage_rate,
                                    train_deeppose_cascade)
 from kpose.training.run_folder import RunStart, open_run_folder, roll_back
@@ -390,7 +391,7 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         return distill_targets(samples, teacher, network, weight=config.distill_weight,
                                temperature=config.distill_temperature)
 
-    callbacks = []
+    callbacks = [StopOnNonFiniteLoss(steps_per_epoch)]
     if val is not None:
         callbacks.append(ValidationPCK(val, input_size=input_size, every=val_every))
     callbacks += [
