@@ -22,6 +22,13 @@ within :data:`TIE_SCORE_TOLERANCE` of Keras's (measured: a 26.6 px jump between 
 of a MobileNetV2 heatmap that rounding in Keras did not flip, but LiteRT's summation
 order did). Ties may be at most :data:`MAX_TIE_FRACTION` of the keypoints; a broken
 conversion moves keypoints that rounding does not, to peaks of other heights, and fails.
+
+Flat maps. On the nearly flat maps of a barely trained model the sub-pixel step, which
+divides by the peak's curvature, turns float noise into keypoint motion (measured: 0.054
+px between ONNX and Keras for a CPM after one epoch, where 0.01 px is the limit). The
+float32 and ONNX checks therefore widen the limit of a keypoint whose peak is low
+(:func:`peak_tolerances`), and the report counts the keypoints so judged. A wrong
+conversion moves keypoints by pixels, far past the widened limits.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import numpy as np
 
 from kpose.runtime import raw_runner, to_input_pixels
 
-__all__ = ["ExportedFile", "verify_exports", "format_report", "CRITERIA"]
+__all__ = ["ExportedFile", "verify_exports", "format_report", "peak_tolerances", "CRITERIA"]
 
 FRAME_NAMES = {"pixels": "input_pixels", "fraction": "input_fraction"}
 # quantisation -> (measure, limit): "max_px" in input pixels, "pck_points" in PCK points.
@@ -43,6 +50,12 @@ CRITERIA = {"none": ("max_px", 0.01), "onnx": ("max_px", 0.01), "float16": ("max
 RAW_CRITERIA = {"none": 1e-3, "onnx": 1e-3, "float16": 0.05}
 MAX_TIE_FRACTION = 0.01
 TIE_SCORE_TOLERANCE = 0.01  # relative to Keras's score
+# Float32 and ONNX on flat maps: a keypoint whose Keras score (its map's peak, where a
+# target peaks at 1) is below SHARP_PEAK has its limit widened by SHARP_PEAK / score, at
+# most MAX_WIDENING times. The sub-pixel step divides by the peak's curvature, which
+# scales with its height, so float noise moves a keypoint in inverse proportion to it.
+SHARP_PEAK = 0.5
+MAX_WIDENING = 100.0
 
 
 @dataclass
@@ -104,6 +117,12 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
             row.update(max_px=float(distance.max()), mean_px=float(distance.mean()),
                        max_score_difference=float(np.abs(found[..., 2] - expected[..., 2])
                                                   .max()))
+            key = "onnx" if item.format == "onnx" else item.quantization
+            if CRITERIA[key][0] == "max_px" and key != "float16":
+                tolerance = peak_tolerances(expected[..., 2], CRITERIA[key][1])
+                row.update(keypoints=int(distance.size),
+                           flat=int((tolerance > CRITERIA[key][1]).sum()),
+                           max_excess=float((distance / tolerance).max()))
             if item.quantization == "float16":
                 rounded = to_input_pixels(_with_float16_weights(item.reference, batch), frame,
                                           input_size)
@@ -180,6 +199,15 @@ def float16_ties(distance: np.ndarray, scores: np.ndarray, keras_scores: np.ndar
     return (rounding_distance > limit) | ((distance > limit) & same_height)
 
 
+def peak_tolerances(scores: np.ndarray, limit: float) -> np.ndarray:
+    """Per-keypoint distance limits in input pixels: ``limit`` where Keras's score (the
+    peak of the keypoint's map) is at least :data:`SHARP_PEAK`, else ``limit * SHARP_PEAK
+    / score``, at most :data:`MAX_WIDENING` times ``limit``. ``scores`` is ``(N, K)``;
+    returns ``(N, K)``."""
+    height = np.maximum(np.asarray(scores, np.float64), SHARP_PEAK / MAX_WIDENING)
+    return limit * np.clip(SHARP_PEAK / height, 1.0, MAX_WIDENING)
+
+
 def _check(row: dict, item: ExportedFile) -> dict:
     key = "onnx" if item.format == "onnx" else item.quantization
     if item.frame is None:
@@ -194,6 +222,11 @@ def _check(row: dict, item: ExportedFile) -> dict:
         return {"criterion": f"max distance <= {limit:g} px except {row['ties']} ties "
                              f"(at most {allowed})",
                 "passed": bool(row["max_px_untied"] <= limit and row["ties"] <= allowed)}
+    if measure == "max_px" and "flat" in row:
+        widened = (f", widened on {row['flat']} of {row['keypoints']} keypoints with low "
+                   "peaks") if row["flat"] else ""
+        return {"criterion": f"max distance <= {limit:g} px{widened}",
+                "passed": bool(row["max_excess"] <= 1.0)}
     if measure == "max_px":
         return {"criterion": f"max distance <= {limit:g} px",
                 "passed": bool(row["max_px"] <= limit)}
