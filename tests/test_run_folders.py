@@ -151,3 +151,47 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_trace(people, tm
     # ... so the same folder takes the corrected run at once.
     train("cpm", data, out_dir=empty, epochs=1, **TINY)
     assert json.loads((empty / "config.json").read_text())["input_size"] == 64
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused_naming_the_first(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from kpose.training.run_lock import LOCK_NAME, run_lock
+
+    out = tmp_path / "run"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out.mkdir()
+        (out / LOCK_NAME).write_text(json.dumps({"pid": sleeper.pid, "host": _host(),
+                                                 "started": time.time()}))
+        with pytest.raises(ValueError, match=f"being written by another run \\(process "
+                                             f"{sleeper.pid} on"):
+            with run_lock(out):
+                pass
+        assert (out / LOCK_NAME).is_file()  # the first run's lock is left alone
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # Its process is gone: the lock is stale and the next run takes it over, then lets go.
+    with run_lock(out) as existed:
+        assert existed and json.loads((out / LOCK_NAME).read_text())["pid"] != sleeper.pid
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_on_a_new_folder_leaves_nothing_behind_when_the_run_is_refused(tmp_path):
+    from kpose.training.run_lock import run_lock
+
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with run_lock(out) as existed:
+            assert not existed and out.is_dir()
+            raise RuntimeError("refused")
+    assert not out.exists()
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

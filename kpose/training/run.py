@@ -33,6 +33,7 @@ from kpose.training.callbacks import (EpochSeeds, EpochSummaries, RunCheckpoint,
 from kpose.training.cascade import (CascadeRecipe, fit_deeppose_run, stage_rate,
                                    train_deeppose_cascade)
 from kpose.training.run_folder import RunStart, open_run_folder, roll_back
+from kpose.training.run_lock import run_lock
 
 __all__ = ["train", "mixed_precision_policy", "MODELS"]
 
@@ -219,20 +220,21 @@ def train(model: str | None = None,
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
-    start = open_run_folder(out_dir, config, resume, write=chief,
-                            resumable=("strategy",) if model == "deeppose" else None)
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        return _train(model, config, train_data, val, out_dir, distribution, chief=chief,
-                      resume=resume, run_start=start, verbose=verbose,
-                      teacher=teacher_model, init=init_model)
-    except BaseException:
-        if chief:
-            roll_back(out_dir, start)
-        raise
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with run_lock(out_dir, enabled=chief):  # one writer at a time
+        start = open_run_folder(out_dir, config, resume, write=chief,
+                                resumable=("strategy",) if model == "deeppose" else None)
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            return _train(model, config, train_data, val, out_dir, distribution,
+                          chief=chief, resume=resume, run_start=start, verbose=verbose,
+                          teacher=teacher_model, init=init_model)
+        except BaseException:
+            if chief:
+                roll_back(out_dir, start)
+            raise
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
 
 
 def architecture_of(source: keras.Model, *, model: str | None, input_size: int | None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kpose.checkpoints import is_checkpoint_file, last_checkpoint, read_state, recover_checkpoints
 from kpose.runs import RunConfig
+from kpose.training.run_lock import LOCK_NAME
 
 __all__ = ["RunStart", "open_run_folder", "roll_back"]
 
@@ -75,7 +76,8 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
             raise ValueError(f"{out_dir} already holds a run; pass resume=True (--resume) to "
                              "continue it, or choose another folder")
         foreign = sorted(p.name for p in out_dir.iterdir()
-                         if p.name not in _LEFTOVERS or not _is_leftover(p))
+                         if not p.name.startswith(LOCK_NAME)
+                         and (p.name not in _LEFTOVERS or not _is_leftover(p)))
         if foreign:
             raise ValueError(f"{out_dir} holds files kpose did not write "
                              f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''})"
