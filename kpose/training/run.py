@@ -209,9 +209,10 @@ def train(model: str | None = None,
                        lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every, paper=paper,
                        skip_corrupt=skip_corrupt, model_options=model_options,
-                       teacher=_teacher_name(teacher), distill_weight=float(distill_weight),
+                       teacher=_model_name(teacher, "teacher"),
+                       distill_weight=float(distill_weight),
                        distill_temperature=float(distill_temperature),
-                       init=_teacher_name(init))
+                       init=_model_name(init, "init"))
     teacher_model = None
     if teacher is not None:
         teacher_model = teacher if isinstance(teacher, keras.Model) else \
@@ -245,26 +246,26 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
     info = describe(source)
     if model not in (None, info.family):
         return model, input_size, stages, width, backbone, options
-    card = {k: v for k, v in (info.options or {}).items() if k != INIT_KEY}
-    stages = stages if stages is not None else card.pop("stages", card.pop("stacks", None))
-    card.pop("stages", None), card.pop("stacks", None)
-    width = width if width is not None else card.pop("width", None)
-    backbone = backbone if backbone is not None else card.pop("backbone", None)
-    card.pop("width", None), card.pop("backbone", None)
+    card = dict(info.options or {})
+    stages = stages if stages is not None else card.get("stages", card.get("stacks"))
+    width = width if width is not None else card.get("width")
+    backbone = backbone if backbone is not None else card.get("backbone")
+    builder = {k: v for k, v in card.items()
+               if k not in ("stages", "stacks", "width", "backbone", INIT_KEY)}
     size = info.input_size[0] if info.input_size[0] == info.input_size[1] else None
     return (info.family, input_size if input_size is not None else size, stages, width,
-            backbone, {**card, **options})
+            backbone, {**builder, **options})
 
 
-def _teacher_name(teacher) -> str | None:
-    """How ``config.json`` records a teacher (or an init model): its spec, or the name of
-    a model object."""
-    if teacher is None or isinstance(teacher, (str, Path)):
-        return None if teacher is None else str(teacher)
-    if isinstance(teacher, keras.Model):
-        return f"model:{teacher.name}"
-    raise ValueError(f"teacher must be a run folder, a .keras file, 'pretrained:NAME' or a "
-                     f"keras.Model, got {type(teacher).__name__}")
+def _model_name(given, argument: str) -> str | None:
+    """How ``config.json`` records a model argument (``teacher``, ``init``): its path or
+    ``pretrained:NAME``, or the name of a model object."""
+    if given is None or isinstance(given, (str, Path)):
+        return None if given is None else str(given)
+    if isinstance(given, keras.Model):
+        return f"model:{given.name}"
+    raise ValueError(f"{argument} must be a run folder, a .keras file, 'pretrained:NAME' or "
+                     f"a keras.Model, got {type(given).__name__}")
 
 
 def _check_model_options(model: str, options: dict) -> None:
