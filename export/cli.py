@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             raw_outputs=args.raw_outputs, io_type=args.io_type, decoder=args.decoder,
             skeleton=args.skeleton, opset=args.opset, latency_runs=args.latency_runs,
             verbose=True)
-    except ExportError as error:
-        print(f"kpose-export: error: {error}", file=sys.stderr)
+    except (ExportError, OSError) as error:  # OSError: a file that cannot be written
+        message = " ".join(str(error).split()) or repr(error)
+        print(f"kpose-export: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("kpose-export: interrupted; nothing was written to --out", file=sys.stderr)

@@ -8,6 +8,7 @@ the Edge TPU can run it.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterable
 
@@ -18,6 +19,9 @@ from export.errors import ExportError
 __all__ = ["QUANTIZATIONS", "IO_TYPES", "convert_tflite"]
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# SavedModels are traced into <temporary folder>/kpose-savedmodel-<pid>.*: a killed
+# export's is removed by the next one (export.writer.clean_stale).
+SAVEDMODEL_PREFIX = "kpose-savedmodel-"
 IO_TYPES = ("uint8", "int8")
 
 
@@ -50,7 +54,7 @@ def convert_tflite(model, input_size, *, quantization: str = "none",
         raise ExportError(f"io_type must be one of {IO_TYPES}, got {io_type!r}")
     height, width = (int(v) for v in input_size)
     channels = int(model.inputs[0].shape[-1])  # 3 for images; a decoder alone takes maps
-    with tempfile.TemporaryDirectory(prefix="kpose-savedmodel-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{SAVEDMODEL_PREFIX}{os.getpid()}.") as folder:
         try:
             model.export(folder, input_signature=[
                 tf.TensorSpec([1, height, width, channels], tf.float32, name="image")],

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 from export.errors import ExportError
@@ -91,7 +92,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
     """
     from export.calibration import default_spec, load_export_images
     from export.graphs import keypoint_graph, load_pose_model, raw_graph
-    from export.tflite import IO_TYPES, QUANTIZATIONS
+    from export.tflite import IO_TYPES, QUANTIZATIONS, SAVEDMODEL_PREFIX
     from kpose.models.layers import DECODING_METHODS
 
     if quantize not in QUANTIZATIONS:
@@ -134,7 +135,12 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
                               subpixel=subpixel)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    # A killed export leaves its staging folder (and a SavedModel in the temporary
+    # folder); the next export cleans those of processes that no longer run.
+    clean_stale(out.parent, f".{out.name}.")
+    clean_stale(Path(tempfile.gettempdir()), SAVEDMODEL_PREFIX)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial",
+                                    dir=out.parent))
     # mkdtemp makes an owner-only folder; the export gets what mkdir would have given it.
     umask = os.umask(0)
     os.umask(umask)
@@ -258,6 +264,12 @@ def _check_out_folder(out: Path) -> None:
     """Refuse a folder that holds anything but a previous export (it would be replaced)."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
+    existing = out.absolute().parent  # the files are staged beside --out, then moved in
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"--out {out} cannot be written ({existing} is not a writable "
+                          "folder)")
     if out.is_dir():
         others = sorted(p.name for p in out.iterdir() if p.name not in ARTEFACTS)
         if others:
@@ -266,11 +278,36 @@ def _check_out_folder(out: Path) -> None:
                               "folder")
 
 
+def clean_stale(folder: Path, prefix: str) -> list[Path]:
+    """Remove the folders ``PREFIX<pid>.*`` in ``folder`` (staging folders, previous
+    exports being swapped out, SavedModels) whose process ``<pid>`` no longer runs on
+    this machine; returns those removed."""
+    removed = []
+    for path in folder.glob(f"{glob_escape(prefix)}*"):
+        rest = path.name[len(prefix):]
+        pid = rest.split(".")[0].split("-")[-1]
+        if not path.is_dir() or not pid.isdigit() or _running(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _move_into_place(staging: Path, out: Path) -> None:
     """Swap the finished folder in; a previous export is removed only after the swap."""
     previous = None
     if out.exists():
-        previous = out.with_name(f".{out.name}.previous-{os.getpid()}")
+        previous = out.with_name(f".{out.name}.previous-{os.getpid()}.partial")
         os.replace(out, previous)
     try:
         os.replace(staging, out)

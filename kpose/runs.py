@@ -100,12 +100,22 @@ def load_run_model(model_or_run: str | Path) -> tuple[keras.Model, RunConfig | N
             else None
         for candidate in (path / "model.keras", last_checkpoint(path / "checkpoints")):
             if candidate is not None and candidate.is_file():
-                return keras.saving.load_model(candidate), config
+                return _load_keras_file(candidate), config
         raise FileNotFoundError(f"{path} holds neither model.keras nor checkpoints/last.keras")
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a .keras model file or a kpose run folder")
+    return _load_keras_file(path), None
+
+
+def _load_keras_file(path: Path) -> keras.Model:
+    """``keras.saving.load_model`` of a file checked to be a ``.keras`` archive first, so
+    that a wrong file gets one line naming it instead of Keras's own errors."""
     if not zipfile.is_zipfile(path):  # Keras would answer "File not found"
         raise ValueError(f"{path} is not a readable Keras model (not a .keras zip archive)")
-    return keras.saving.load_model(path), None
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            raise ValueError(f"{path} is not a readable Keras model (the archive has no "
+                             "config.json)")
+    return keras.saving.load_model(path)

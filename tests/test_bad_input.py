@@ -74,6 +74,11 @@ def world(tmp_path_factory) -> dict[str, Path]:
     paths["broken_image"] = root / "broken.jpg"
     (root / "garbage.keras").write_bytes(b"not a zip archive")
     paths["garbage_keras"] = root / "garbage.keras"
+    import zipfile
+
+    with zipfile.ZipFile(root / "no_config.keras", "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    paths["no_config_keras"] = root / "no_config.keras"
     (root / "garbage.tflite").write_bytes(b"not a flatbuffer")
     paths["garbage_tflite"] = root / "garbage.tflite"
     (root / "a_file").write_text("a file where a folder should be")
@@ -202,6 +207,11 @@ CASES = [
      "--data", coco(w)], "garbage.keras is not a readable Keras model"),
     ("evaluate-json-is-a-folder", "kpose", lambda w: ["evaluate", str(w["run"]), "--data",
      coco(w), "--json", str(w["results"])], "--json .*results is a folder"),
+    ("evaluate-keras-zip-without-config", "kpose", lambda w: ["evaluate",
+     str(w["no_config_keras"]), "--data", coco(w)], "no_config.keras is not a readable .*"
+     "config.json"),
+    ("predict-keras-zip-without-config", "kpose", lambda w: ["predict",
+     str(w["no_config_keras"]), str(w["first_image"])], "no_config.keras is not a readable"),
     ("evaluate-other-skeleton", "kpose", lambda w: ["evaluate", str(w["lsp_model"]),
      "--data", coco(w)], "skeleton 'lsp_14'.*'coco_17'"),
     ("evaluate-unknown-pretrained", "kpose", lambda w: ["evaluate", "pretrained:nope",

@@ -540,3 +540,21 @@ def test_float_checks_widen_the_limit_only_on_low_peaks():
     # A conversion that moves a sharp peak's keypoint, or any keypoint by pixels, fails.
     assert not verdict([0.02, 0.0, 0.0, 0.0])["passed"]
     assert not verdict([0.0, 0.0, 0.0, 3.0])["passed"]
+
+
+def test_a_killed_exports_staging_is_cleaned_by_the_next_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from export.writer import clean_stale
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid no longer runs
+    stale = tmp_path / f".mobile.{gone.pid}.abc123.partial"
+    mine = tmp_path / f".mobile.{os.getpid()}.def456.partial"  # a live export's
+    user = tmp_path / ".mobile.notes"  # not a staging name
+    for folder in (stale, mine, user):
+        folder.mkdir()
+    assert clean_stale(tmp_path, ".mobile.") == [stale]
+    assert not stale.exists() and mine.is_dir() and user.is_dir()
