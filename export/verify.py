@@ -99,12 +99,12 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
     keras_latency: dict[int, float] = {}
     rows = []
     for item in files:
-        key = id(item.reference)
-        if key not in keras_outputs:
-            keras_outputs[key] = np.asarray(item.reference.predict(batch, batch_size=16,
-                                                                   verbose=0), np.float32)
-            keras_latency[key] = _keras_latency(item.reference, batch[:1], latency_runs)
-        reference = keras_outputs[key]
+        model_key = id(item.reference)
+        if model_key not in keras_outputs:
+            keras_outputs[model_key] = np.asarray(item.reference.predict(batch, batch_size=16,
+                                                                         verbose=0), np.float32)
+            keras_latency[model_key] = _keras_latency(item.reference, batch[:1], latency_runs)
+        reference = keras_outputs[model_key]
         runner = raw_runner(item.path, threads=1)
         outputs = np.stack([runner(image[None])[0] for image in batch])
         row = {"file": item.name, "format": item.format, "quantization": item.quantization,
@@ -117,11 +117,11 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
             row.update(max_px=float(distance.max()), mean_px=float(distance.mean()),
                        max_score_difference=float(np.abs(found[..., 2] - expected[..., 2])
                                                   .max()))
-            key = "onnx" if item.format == "onnx" else item.quantization
-            if CRITERIA[key][0] == "max_px" and key != "float16":
-                tolerance = peak_tolerances(expected[..., 2], CRITERIA[key][1])
+            criterion = "onnx" if item.format == "onnx" else item.quantization
+            if CRITERIA[criterion][0] == "max_px" and criterion != "float16":
+                tolerance = peak_tolerances(expected[..., 2], CRITERIA[criterion][1])
                 row.update(keypoints=int(distance.size),
-                           flat=int((tolerance > CRITERIA[key][1]).sum()),
+                           flat=int((tolerance > CRITERIA[criterion][1]).sum()),
                            max_excess=float((distance / tolerance).max()))
             if item.quantization == "float16":
                 rounded = to_input_pixels(_with_float16_weights(item.reference, batch), frame,
@@ -139,7 +139,7 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
             difference = np.abs(outputs - reference)
             row.update(max_abs=float(difference.max()), mean_abs=float(difference.mean()))
         row["latency_ms"] = _file_latency(item, batch[:1], latency_runs)
-        row["keras_latency_ms"] = keras_latency[key]
+        row["keras_latency_ms"] = keras_latency[model_key]
         row["check"] = _check(row, item)
         rows.append(row)
     return {"verification_images": int(len(batch)), "data": images.spec,
