@@ -1,11 +1,12 @@
-"""Losses: CPM's per-stage belief-map L2; DeepPose's masked coordinate L2 and visibility BCE."""
+"""Losses: CPM's per-stage belief-map L2; DeepPose's masked coordinate L2 or L1 and
+visibility BCE."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-__all__ = ["BeliefMapLoss", "CoordinateL2Loss", "VisibilityLoss"]
+__all__ = ["BeliefMapLoss", "CoordinateL1Loss", "CoordinateL2Loss", "VisibilityLoss"]
 
 
 @keras.saving.register_keras_serializable(package="kpose")
@@ -71,21 +72,47 @@ class CoordinateL2Loss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
-        if len(true_shape) != 3 or true_shape[-1] != 3:
-            raise ValueError(
-                f"coordinate target must be (B, K, 3) (x_n, y_n, weight) as "
-                f"make_dataset(target='coords') yields, got shape {true_shape}")
-        if len(pred_shape) != 3 or pred_shape[-1] != 2:
-            raise ValueError(f"coordinate prediction must be (B, K, 2), got shape {pred_shape}")
-        if None not in (true_shape[1], pred_shape[1]) and true_shape[1] != pred_shape[1]:
-            raise ValueError(
-                f"coordinate target has {true_shape[1]} joints but the model predicts "
-                f"{pred_shape[1]}; build the targets with the model's skeleton")
+        _check_coordinate_shapes(y_true, y_pred)
         y_true = ops.cast(y_true, "float32")
         weight = y_true[..., 2]
         squared = ops.sum(ops.square(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
         return ops.sum(weight * squared, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class CoordinateL1Loss(keras.losses.Loss):
+    """:class:`CoordinateL2Loss` with absolute instead of squared differences: per sample
+    ``sum_k w_k * (|dx_k| + |dy_k|)`` on normalised coordinates, averaged over the batch.
+
+    Its gradient does not grow with the error, so the few joints that are far off
+    (occluded, mislabelled, left-right swapped) do not dominate a batch as they do under
+    L2; modern regression models train with it (the RLE paper's baseline).
+    """
+
+    def __init__(self, name: str = "coordinate_l1", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        _check_coordinate_shapes(y_true, y_pred)
+        y_true = ops.cast(y_true, "float32")
+        weight = y_true[..., 2]
+        absolute = ops.sum(ops.abs(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
+        return ops.sum(weight * absolute, axis=-1)
+
+
+def _check_coordinate_shapes(y_true, y_pred) -> None:
+    """Refuse coordinate targets and predictions of the wrong shapes, naming them."""
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if len(true_shape) != 3 or true_shape[-1] != 3:
+        raise ValueError(
+            f"coordinate target must be (B, K, 3) (x_n, y_n, weight) as "
+            f"make_dataset(target='coords') yields, got shape {true_shape}")
+    if len(pred_shape) != 3 or pred_shape[-1] != 2:
+        raise ValueError(f"coordinate prediction must be (B, K, 2), got shape {pred_shape}")
+    if None not in (true_shape[1], pred_shape[1]) and true_shape[1] != pred_shape[1]:
+        raise ValueError(
+            f"coordinate target has {true_shape[1]} joints but the model predicts "
+            f"{pred_shape[1]}; build the targets with the model's skeleton")
 
 
 @keras.saving.register_keras_serializable(package="kpose")

@@ -35,9 +35,9 @@ import numpy as np
 from kpose.codecs import CoordinateCodec
 from kpose.data.transforms import check_sigma, check_torso, input_size_hw
 from kpose.decoding import NormalisedToPixels
-from kpose.losses import CoordinateL2Loss, VisibilityLoss
-from kpose.models.backbones import (MOBILENETV2_ALPHAS, alexnet_features, mobilenetv2_features,
-                                    resnet50_features)
+from kpose.losses import CoordinateL1Loss, CoordinateL2Loss, VisibilityLoss
+from kpose.models.backbones import (MOBILENETV2_ALPHAS, RESNET_BLOCKS, alexnet_features,
+                                    mobilenetv2_features, resnet50_features, resnet_features)
 from kpose.models.card import ModelInfo, attach_card, describe
 from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
                                  RefineJoints, ResizeImages)
@@ -45,9 +45,16 @@ from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
            "build_deeppose_inference", "NormalisedToPixels",
-           "build_refinement_step", "compile_deeppose", "BACKBONES", "FC_UNITS"]
+           "build_refinement_step", "compile_deeppose", "BACKBONES", "HEADS", "LOSSES",
+           "FC_UNITS"]
 
-BACKBONES = ("alexnet", "resnet50", "mobilenetv2")
+BACKBONES = ("alexnet", "resnet", "resnet50", "mobilenetv2")
+# "fc": the paper's flatten and two fully connected layers; "pool": global average pooling
+# straight into the linear output (the head of modern regression models such as RLE's).
+HEADS = ("fc", "pool")
+# "l2": the paper's squared distance; "l1": absolute differences (robust to the outliers
+# of occluded and mislabelled joints).
+LOSSES = {"l2": CoordinateL2Loss, "l1": CoordinateL1Loss}
 FC_UNITS = 4096  # the paper's two fully connected layers
 # Channels the resnet50/mobilenetv2 features are reduced to before the fully connected
 # layers: AlexNet's pool5 depth, so all backbones share the paper's head.
@@ -59,6 +66,9 @@ def build_deeppose(
     *,
     input_size: int | tuple[int, int] = 220,
     backbone: str = "alexnet",
+    depth: int = 18,
+    head: str = "fc",
+    loss: str = "l2",
     batchnorm: bool = True,
     dropout: float = 0.6,
     with_visibility: bool = False,
@@ -73,12 +83,19 @@ def build_deeppose(
         skeleton: the joints to regress.
         input_size: ``size`` or ``(height, width)`` in pixels (the paper: 220; alexnet
             needs at least 57).
-        backbone: ``"alexnet"`` (the paper's), ``"resnet50"`` or ``"mobilenetv2"``
-            (``keras.applications``, random init). Every backbone feeds the paper's head:
-            flatten, two fully connected ReLU layers of ``4096 * width`` with dropout,
-            a linear ``2K`` output; resnet50 and mobilenetv2 features are first reduced to
-            ``256 * width`` channels by a 1 x 1 convolution, and mobilenetv2's stride-16
-            features are max-pooled to stride 32.
+        backbone: ``"alexnet"`` (the paper's), ``"resnet"`` (ResNet-10/18/34 of basic
+            blocks, the SimpleBaselines backbone, so ``--init`` can start it from a
+            trained heatmap model), ``"resnet50"`` or ``"mobilenetv2"``
+            (``keras.applications``, random init). With the ``"fc"`` head, the
+            non-AlexNet features are first reduced to ``256 * width`` channels by a 1 x 1
+            convolution, and mobilenetv2's stride-16 features are max-pooled to stride 32.
+        depth: ResNet depth for ``backbone="resnet"`` (10, 18 or 34).
+        head: ``"fc"`` (the paper's: flatten, two fully connected ReLU layers of
+            ``4096 * width`` with dropout, a linear ``2K`` output) or ``"pool"`` (global
+            average pooling of the backbone's features, dropout, the linear ``2K``
+            output).
+        loss: ``"l2"`` (the paper's squared distance) or ``"l1"``
+            (:class:`~kpose.losses.CoordinateL1Loss`).
         batchnorm: BatchNorm after every AlexNet convolution's ReLU (seed 003), and after
             the other backbones' 1 x 1 reduction; ``False`` gives the paper's AlexNet with
             local response normalisation. Measured: after 200 steps of a small refiner at
@@ -105,13 +122,16 @@ def build_deeppose(
     """
     skeleton = get_skeleton(skeleton)
     size = input_size_hw(input_size, "input_size", minimum=2)
-    _check_head_arguments(backbone, dropout, width, with_visibility)
-    info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, float(margin),
-                     {"backbone": backbone, "width": width, "with_visibility": with_visibility})
+    _check_head_arguments(backbone, dropout, width, with_visibility, depth, head, loss)
+    options = {"backbone": backbone, "width": width, "with_visibility": with_visibility,
+               "head": head, "loss": loss}
+    if backbone == "resnet":
+        options["depth"] = depth
+    info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, float(margin), options)
     image = keras.Input((*size, 3), name="image")
     hidden = _regressor(attach_card(image, info), backbone=backbone, batchnorm=batchnorm,
-                        dropout=dropout,
-                        width=width, weights=backbone_weights)
+                        dropout=dropout, width=width, weights=backbone_weights, depth=depth,
+                        head=head)
     joints = skeleton.num_joints
     keypoints = _coordinates(hidden, joints, "keypoints")
     outputs = keypoints
@@ -122,7 +142,7 @@ def build_deeppose(
         outputs = {"keypoints": keypoints, "visibility": visibility}
     model = keras.Model(image, outputs, name="deeppose")
     if learning_rate is not None:
-        compile_deeppose(model, learning_rate=learning_rate)
+        compile_deeppose(model, learning_rate=learning_rate, loss=loss)
     return model
 
 
@@ -131,6 +151,9 @@ def build_deeppose_refiner(
     *,
     crop_size: int = 220,
     backbone: str = "alexnet",
+    depth: int = 18,
+    head: str = "fc",
+    loss: str = "l2",
     batchnorm: bool = True,
     dropout: float = 0.6,
     width: float = 1.0,
@@ -148,8 +171,8 @@ def build_deeppose_refiner(
     Args:
         skeleton: the joints; needs two distinct ``torso`` joints (the box side).
         crop_size: side of the square crops in pixels (the paper: 220).
-        backbone, batchnorm, dropout, width, backbone_weights, learning_rate: as in
-            :func:`build_deeppose`.
+        backbone, depth, head, loss, batchnorm, dropout, width, backbone_weights,
+            learning_rate: as in :func:`build_deeppose`.
         name: the model's name (refiners in one cascade get their own names anyway).
 
     Returns:
@@ -164,32 +187,37 @@ def build_deeppose_refiner(
             or crop_size < 2:
         raise ValueError(f"crop_size must be an integer number of pixels >= 2, got "
                          f"{crop_size!r}")
-    _check_head_arguments(backbone, dropout, width, False)
+    _check_head_arguments(backbone, dropout, width, False, depth, head, loss)
     crop = keras.Input((int(crop_size), int(crop_size), 3), name="crop")
     hidden = _regressor(crop, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
-                        width=width, weights=backbone_weights)
+                        width=width, weights=backbone_weights, depth=depth, head=head)
     # A zero output layer makes a fresh refiner the identity step (no displacement) rather
     # than a random jump, and training starts from the loss of "leave it where it is".
     displacements = _coordinates(hidden, skeleton.num_joints, "displacements", zero_init=True)
     model = keras.Model(crop, displacements, name=name)
     if learning_rate is not None:
-        compile_deeppose(model, learning_rate=learning_rate)
+        compile_deeppose(model, learning_rate=learning_rate, loss=loss)
     return model
 
 
 def compile_deeppose(model: keras.Model, *, learning_rate: float = 1e-4, optimizer=None,
-                     visibility_weight: float = 1.0, **compile_kwargs) -> keras.Model:
-    """Compile a stage-1 model or refiner: :class:`CoordinateL2Loss` on the coordinates,
-    plus :class:`VisibilityLoss` (weighted by ``visibility_weight``) on ``visibility``."""
+                     visibility_weight: float = 1.0, loss: str = "l2",
+                     **compile_kwargs) -> keras.Model:
+    """Compile a stage-1 model or refiner: the coordinate loss ``loss`` (:data:`LOSSES`:
+    ``"l2"`` :class:`CoordinateL2Loss`, ``"l1"`` :class:`CoordinateL1Loss`), plus
+    :class:`VisibilityLoss` (weighted by ``visibility_weight``) on ``visibility``."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    coordinate_loss = LOSSES[loss]()
     names = list(model.output_names)
     if "visibility" in names:
         coordinates = next(n for n in names if n != "visibility")
-        loss = {coordinates: CoordinateL2Loss(), "visibility": VisibilityLoss()}
+        losses = {coordinates: coordinate_loss, "visibility": VisibilityLoss()}
         compile_kwargs.setdefault("loss_weights",
                                   {coordinates: 1.0, "visibility": float(visibility_weight)})
     else:
-        loss = CoordinateL2Loss()
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), loss=loss,
+        losses = coordinate_loss
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), loss=losses,
                   **compile_kwargs)
     return model
 
@@ -331,25 +359,21 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
 
 
 def _regressor(image, *, backbone: str, batchnorm: bool, dropout: float, width: float,
-               weights: str | None):
-    """Backbone features and the paper's two fully connected layers: ``(B, 4096 w)``."""
+               weights: str | None, depth: int = 18, head: str = "fc"):
+    """Backbone features and the head before the linear output: the paper's two fully
+    connected layers ``(B, 4096 w)``, or the pooled features ``(B, C)``."""
     size = tuple(image.shape[1:3])
     if backbone == "alexnet":
         scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
         features = alexnet_features(size, width=width, batchnorm=batchnorm,
                                     weights=weights)(scaled)
     else:
-        if backbone == "resnet50":
-            checked = ImageNormalisation(1.0, 0.0, name="normalise")(image)
-            scaled = CaffeNormalisation(name="caffe_normalise")(checked)
-            features = resnet50_features(size, weights=weights)(scaled)
-        else:
-            scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
-            alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
-            features = mobilenetv2_features(size, stride=16, alpha=alpha,
-                                            weights=weights)(scaled)
-            features = keras.layers.MaxPooling2D(2, padding="same",
-                                                 name="features_pool")(features)
+        features = _backbone_features(image, backbone, size, width=width, weights=weights,
+                                      depth=depth)
+    if head == "pool":
+        pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+        return keras.layers.Dropout(dropout, name="pool_dropout")(pooled)
+    if backbone != "alexnet":
         channels = max(8, int(round(_HEAD_CHANNELS * width)))
         features = keras.layers.Conv2D(channels, 1, activation="relu",
                                        name="features_reduce")(features)
@@ -362,6 +386,23 @@ def _regressor(image, *, backbone: str, batchnorm: bool, dropout: float, width: 
         hidden = keras.layers.Dense(units, activation="relu", name=f"fc{index}")(hidden)
         hidden = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(hidden)
     return hidden
+
+
+def _backbone_features(image, backbone: str, size: tuple[int, int], *, width: float,
+                       weights: str | None, depth: int):
+    """The non-AlexNet backbones' stride-32 features ``(B, H / 32, W / 32, C)``."""
+    if backbone == "resnet":
+        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+        # Named as in SimpleBaselines, so a trained heatmap model's backbone transfers.
+        return resnet_features(size, depth=depth, width=width, name="resnet")(scaled)
+    if backbone == "resnet50":
+        checked = ImageNormalisation(1.0, 0.0, name="normalise")(image)
+        scaled = CaffeNormalisation(name="caffe_normalise")(checked)
+        return resnet50_features(size, weights=weights)(scaled)
+    scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(image)
+    alpha = min(MOBILENETV2_ALPHAS, key=lambda a: abs(a - width))
+    features = mobilenetv2_features(size, stride=16, alpha=alpha, weights=weights)(scaled)
+    return keras.layers.MaxPooling2D(2, padding="same", name="features_pool")(features)
 
 
 def _coordinates(hidden, joints: int, name: str, *, zero_init: bool = False):
@@ -432,10 +473,17 @@ def _check_refiner(refiner, index: int, skeleton: Skeleton, argument: str | None
     return int(shapes[0][1])
 
 
-def _check_head_arguments(backbone: str, dropout: float, width: float,
-                          with_visibility) -> None:
+def _check_head_arguments(backbone: str, dropout: float, width: float, with_visibility,
+                          depth: int = 18, head: str = "fc", loss: str = "l2") -> None:
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    if backbone == "resnet" and (isinstance(depth, bool) or depth not in RESNET_BLOCKS):
+        raise ValueError(f"depth must be one of {sorted(RESNET_BLOCKS)} for the resnet "
+                         f"backbone, got {depth!r}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
     if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
     if not isinstance(width, numbers.Real) or not math.isfinite(width) or width <= 0:

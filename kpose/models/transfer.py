@@ -144,7 +144,10 @@ def _joint_mapping(source: keras.Model, target: keras.Model) -> dict[int, int] |
     """``{target channel: source channel}`` of the belief-map heads when the skeletons
     differ (``None`` when they are the same); the background map, where both have one,
     maps onto itself."""
-    taught, learner = describe(source), describe(target)
+    try:
+        taught, learner = describe(source), describe(target)
+    except ValueError:  # a part without a card (a DeepPose refiner): no skeleton to map
+        return None
     old, new = taught.skeleton.joint_names, learner.skeleton.joint_names
     if old == new:
         return None

@@ -29,11 +29,12 @@ from kpose.data.specs import LoadedData
 from kpose.data.transforms import check_sigma, check_torso, input_size_hw
 from kpose.files import atomic_path
 from kpose.models.deeppose import build_deeppose, build_deeppose_cascade, build_deeppose_refiner
+from kpose.models.transfer import record_init, transfer_weights
 from kpose.skeletons import Skeleton, get_skeleton
 from kpose.training.callbacks import EpochSeeds, RunCheckpoint, ValidationPDJ
 
 __all__ = ["train_deeppose_cascade", "fit_deeppose_run", "DeepPoseTraining", "CascadeRecipe",
-           "with_visibility_targets", "stage_file_name"]
+           "with_visibility_targets", "stage_file_name", "init_source"]
 
 
 def with_visibility_targets(images, targets):
@@ -58,7 +59,8 @@ class CascadeRecipe:
         input_size: stage 1's ``(height, width)``.
         cascade_size: ``(height, width)`` of the person crop the refiners cut from.
         crop_size: refiner input side in pixels.
-        backbone, width, batchnorm, dropout, with_visibility: as in :func:`build_deeppose`.
+        backbone, depth, head, loss, width, batchnorm, dropout, with_visibility: as in
+            :func:`build_deeppose`.
         batch_size: images (stage 1) or crops (refiners) per step, over all replicas.
         crops_per_sample: refiner crops drawn per training image per pass.
         seed: seeds weights (stage 1: ``seed``, stage ``s``: ``seed + s``), data and
@@ -72,6 +74,9 @@ class CascadeRecipe:
     cascade_size: tuple[int, int]
     crop_size: int
     backbone: str = "alexnet"
+    depth: int = 18
+    head: str = "fc"
+    loss: str = "l2"
     width: float = 1.0
     batchnorm: bool = True
     dropout: float = 0.6
@@ -109,11 +114,14 @@ class CascadeRecipe:
         :meth:`seed_stage` first."""
         if stage == 1:
             return build_deeppose(self.skeleton, input_size=self.input_size,
-                                  backbone=self.backbone, batchnorm=self.batchnorm,
+                                  backbone=self.backbone, depth=self.depth, head=self.head,
+                                  loss=self.loss, batchnorm=self.batchnorm,
                                   dropout=self.dropout, with_visibility=self.with_visibility,
                                   width=self.width, learning_rate=learning_rate)
         return build_deeppose_refiner(self.skeleton, crop_size=self.crop_size,
-                                      backbone=self.backbone, batchnorm=self.batchnorm,
+                                      backbone=self.backbone, depth=self.depth,
+                                      head=self.head, loss=self.loss,
+                                      batchnorm=self.batchnorm,
                                       dropout=self.dropout, width=self.width,
                                       learning_rate=learning_rate,
                                       name=f"deeppose_refiner_{stage}")
@@ -187,6 +195,9 @@ def train_deeppose_cascade(
     cascade_input_size: int | tuple[int, int] | None = None,
     crop_size: int | None = None,
     backbone: str = "alexnet",
+    depth: int = 18,
+    head: str = "fc",
+    loss: str = "l2",
     width: float = 1.0,
     batchnorm: bool = True,
     dropout: float = 0.6,
@@ -218,8 +229,8 @@ def train_deeppose_cascade(
         cascade_input_size: size of the person crop the refiners cut from (default:
             ``input_size``); larger gives the refiners more detail.
         crop_size: refiner input side (default: stage 1's input height).
-        backbone, width, batchnorm, dropout, with_visibility: as in :func:`build_deeppose`
-            (the refiners share them, without visibility).
+        backbone, depth, head, loss, width, batchnorm, dropout, with_visibility: as in
+            :func:`build_deeppose` (the refiners share them, without visibility).
         steps: training steps per stage, one number for all or one per stage.
         batch_size: images (stage 1) or crops (refiners) per step.
         crops_per_sample: refiner crops drawn per training image per pass.
@@ -237,7 +248,8 @@ def train_deeppose_cascade(
     """
     recipe = CascadeRecipe.create(skeleton, stages, sigma=sigma, input_size=input_size,
                                   cascade_input_size=cascade_input_size, crop_size=crop_size,
-                                  backbone=backbone, width=width, batchnorm=batchnorm,
+                                  backbone=backbone, depth=depth, head=head, loss=loss,
+                                  width=width, batchnorm=batchnorm,
                                   dropout=dropout, with_visibility=with_visibility,
                                   batch_size=batch_size, crops_per_sample=crops_per_sample,
                                   seed=seed)
@@ -277,7 +289,8 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
                      out_dir: Path, distribution: tf.distribute.Strategy, *,
                      epochs: int, steps_per_epoch: int, learning_rate: float,
                      lr_schedule: str, initial_epoch: int, pending: dict | None,
-                     val_every: int = 1, verbose: int | str = "auto"
+                     val_every: int = 1, verbose: int | str = "auto",
+                     init: keras.Model | None = None, init_name: str | None = None
                      ) -> tuple[keras.Model, dict]:
     """Train a cascade in a run folder, ``epochs`` epochs per stage, and save it.
 
@@ -301,6 +314,9 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
         initial_epoch: epochs committed before this call (0 for a new run).
         pending: files to commit with the first checkpoint (the run's ``config.json``).
         val_every, verbose: as in ``kpose.train``.
+        init, init_name: a trained model every new stage starts from
+            (:func:`init_source`, :func:`~kpose.models.transfer.transfer_weights`), and
+            how reports and the cascade's card name it.
 
     Returns:
         ``(cascade, history)``: history has one value per epoch of this call for
@@ -323,6 +339,11 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
             else:
                 network = recipe.build_stage(stage, stage_rate(
                     learning_rate, lr_schedule, epochs * steps_per_epoch))
+                if init is not None:
+                    report = transfer_weights(init_source(init, stage), network,
+                                              source_name=init_name)
+                    if verbose != 0:
+                        print(f"stage {stage}: {report.summary()}", flush=True)
         callbacks = []
         if val is not None:
             callbacks.append(ValidationPDJ(val, _cascade_ending_with(recipe, models),
@@ -348,9 +369,27 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
             network.save(temporary)
         models.append(network)
     cascade = recipe.cascade(models[0], models[1:])
+    if init is not None:
+        record_init(cascade, init, init_name or init.name)
     with atomic_path(out_dir / "model.keras") as temporary:
         cascade.save(temporary)
     return cascade, history
+
+
+def init_source(init: keras.Model, stage: int) -> keras.Model:
+    """The part of ``init`` that stage ``stage`` of a new cascade starts from: the same
+    stage of a DeepPose cascade (its last refiner for a stage it lacks; stage 1's
+    regressor when it has none), else ``init`` itself (a DeepPose stage 1 or a heatmap
+    model, whose backbone transfers)."""
+    parts = {layer.name: layer for layer in init.layers if isinstance(layer, keras.Model)}
+    if "stage_1_regressor" not in parts:
+        return init
+    refiners = sorted((int(name.split("_")[1]), name) for name in parts
+                      if name.startswith("stage_") and name.endswith("_refiner"))
+    if stage == 1 or not refiners:
+        return parts["stage_1_regressor"]
+    named = dict(refiners)
+    return parts[named.get(stage, refiners[-1][1])]
 
 
 def _cascade_ending_with(recipe: CascadeRecipe, finished: list[keras.Model]):

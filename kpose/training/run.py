@@ -23,7 +23,10 @@ from kpose.data.verify import drop_unreadable
 from kpose.distribute import resolve_strategy, scaled_learning_rate
 from kpose.files import atomic_path
 from kpose.models.card import describe, stage_outputs
+from kpose.models.cpm import BACKBONES as CPM_BACKBONES
+from kpose.models.deeppose import BACKBONES as DEEPPOSE_BACKBONES
 from kpose.models.families import HEATMAP_BUILDERS, build_heatmap_model
+from kpose.models.simplebaseline import SIMPLEBASELINE_BACKBONES
 from kpose.models.transfer import INIT_KEY, record_init, transfer_weights
 from kpose.multiworker import fit_multiworker, is_chief
 from kpose.runs import RunConfig, load_model
@@ -49,6 +52,9 @@ _DEFAULTS = {"cpm": {"stages": 6, "input_size": 368},
              "simplebaseline": {"stages": 1, "input_size": 256},
              "hourglass": {"stages": 2, "input_size": 256},
              "hrnet": {"stages": 1, "input_size": 256}}
+# The backbones each family can be built on (what --init carries across families).
+FAMILY_BACKBONES = {"cpm": CPM_BACKBONES, "simplebaseline": SIMPLEBASELINE_BACKBONES,
+                    "deeppose": DEEPPOSE_BACKBONES}
 # DeepPose's sigma is its refinement box side in torso diameters.
 _DEEPPOSE_SIGMA = 1.0
 
@@ -131,12 +137,17 @@ def train(model: str | None = None,
         distill_weight: the teacher's share of each target, in ``[0, 1]`` (default 0.5).
         distill_temperature: > 0; softens (> 1) or sharpens (< 1) the teacher's maps.
         init: start from a trained model (a run folder, a ``.keras`` file,
-            ``"pretrained:NAME"`` or a model; not DeepPose yet): the new model takes its
-            family, input size, stages, width, backbone and builder options unless
-            given here, then every weight whose layer path and shape match, and the
-            belief-map heads' channels of the joints both skeletons name
+            ``"pretrained:NAME"`` or a model): the new model takes its family, input
+            size, stages, width, backbone and builder options unless given here (for
+            another family: the input size, width and a backbone both offer), then every
+            weight whose layer path and shape match, and the belief-map heads' channels
+            of the joints both skeletons name
             (:func:`kpose.models.transfer.transfer_weights`); what was copied and what
-            starts fresh is printed, and the model card records the source's card.
+            starts fresh is printed, and the model card records the source's card. A
+            DeepPose run starts stage 1 and every refiner this way (from a DeepPose
+            cascade: each from its counterpart; from a heatmap model such as
+            ``pretrained:lsp-simplebaseline-r18`` with ``backbone="resnet"``: the
+            backbone).
         **model_options: passed on to the family's builder (e.g. ``batchnorm`` of
             :func:`kpose.models.build_cpm`, ``depth`` of the hourglass).
 
@@ -153,9 +164,6 @@ def train(model: str | None = None,
     width = 1.0 if width is None else width
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if init is not None and model == "deeppose":
-        raise ValueError("init: a DeepPose cascade cannot start from a trained model yet; "
-                         "init works for the belief-map families")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if teacher is not None and model == "deeppose":
@@ -242,17 +250,26 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
                     stages: int | None, width: float | None, backbone: str | None,
                     options: dict) -> tuple:
     """``(model, input_size, stages, width, backbone, options)``: those given, else the
-    ones of ``source``'s card (its builder options only when the family is the same)."""
+    ones of ``source``'s card. For another family, only what it can share: the input
+    size, the width, and the backbone (with a ResNet's depth) when the new family offers
+    that backbone, so its weights can transfer."""
     info = describe(source)
-    if model not in (None, info.family):
-        return model, input_size, stages, width, backbone, options
     card = dict(info.options or {})
+    size = info.input_size[0] if info.input_size[0] == info.input_size[1] else None
+    if model not in (None, info.family):
+        shared = dict(options)
+        if backbone is None and card.get("backbone") in FAMILY_BACKBONES.get(model, ()):
+            backbone = card["backbone"]
+            if backbone == "resnet" and "depth" in card:
+                shared.setdefault("depth", card["depth"])
+        width = width if width is not None else card.get("width")
+        return (model, input_size if input_size is not None else size, stages, width,
+                backbone, shared)
     stages = stages if stages is not None else card.get("stages", card.get("stacks"))
     width = width if width is not None else card.get("width")
     backbone = backbone if backbone is not None else card.get("backbone")
     builder = {k: v for k, v in card.items()
                if k not in ("stages", "stacks", "width", "backbone", INIT_KEY)}
-    size = info.input_size[0] if info.input_size[0] == info.input_size[1] else None
     return (info.family, input_size if input_size is not None else size, stages, width,
             backbone, {**builder, **options})
 
@@ -361,7 +378,8 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         return fit_deeppose_run(recipe, train_data, val, out_dir, distribution, epochs=epochs,
                                 steps_per_epoch=steps_per_epoch, learning_rate=rate,
                                 lr_schedule=lr_schedule, initial_epoch=initial_epoch,
-                                pending=pending, val_every=val_every, verbose=verbose)
+                                pending=pending, val_every=val_every, verbose=verbose,
+                                init=init, init_name=config.init)
     with distribution.scope():
         if resume:
             network = keras.saving.load_model(last_checkpoint(out_dir / "checkpoints"))

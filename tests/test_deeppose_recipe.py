@@ -1,0 +1,111 @@
+"""DeepPose on the heatmap families' backbone: the ResNet, the pooled head, the L1 loss, and
+a cascade started from a trained model (``--init``)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kpose.cli import main
+from kpose.data import make_dataset, read_coco, write_synthetic_dataset
+from kpose.losses import CoordinateL1Loss
+from kpose.models import build_deeppose, build_deeppose_cascade, build_deeppose_refiner
+from kpose.models.card import describe
+from kpose.models.families import build_heatmap_model
+from kpose.models.transfer import weight_paths
+from kpose.runs import load_model
+from kpose.skeletons import COCO_17, LSP_14
+from kpose.training.cascade import init_source
+
+RESNET = dict(backbone="resnet", depth=10, width=0.125)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("people")
+    return read_coco(write_synthetic_dataset(folder, num=8, seed=3, size=96, progress=False))
+
+
+def test_resnet_backbone_with_pooled_head_outputs_float32_keypoints():
+    model = build_deeppose(LSP_14, input_size=64, head="pool", learning_rate=None, **RESNET)
+    assert "fc6" not in [layer.name for layer in model.layers]
+    assert model.get_layer("resnet").output.shape[1:3] == (2, 2)  # stride 32
+    out = model(np.zeros((2, 64, 64, 3), np.float32))
+    assert tuple(out.shape) == (2, 14, 2) and out.dtype == "float32"
+    options = describe(model).options
+    assert (options["backbone"], options["depth"], options["head"]) == ("resnet", 10, "pool")
+
+
+def test_l1_loss_sums_absolute_differences_of_labelled_joints():
+    y_true = np.array([[[0.1, 0.2, 1.0], [0.3, -0.1, 0.0], [0.0, 0.0, 1.0]]], np.float32)
+    y_pred = np.array([[[0.2, 0.0], [5.0, 5.0], [0.1, -0.3]]], np.float32)
+    expected = (0.1 + 0.2) + 0.0 + (0.1 + 0.3)  # joint 1 unlabelled: weight 0
+    assert float(CoordinateL1Loss()(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="coordinate target must be"):
+        CoordinateL1Loss()(y_true[..., :2], y_pred)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"head": "conv"}, "head must be one of"),
+    ({"loss": "huber"}, "loss must be one of"),
+    ({"backbone": "resnet", "depth": 50}, "depth must be one of"),
+])
+def test_bad_recipe_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_deeppose(LSP_14, input_size=64, learning_rate=None, **kwargs)
+
+
+@pytest.mark.parametrize("head", ["pool", "fc"])
+def test_resnet_stage1_learns_with_l1(people, head):
+    keras.utils.set_random_seed(0)
+    model = build_deeppose(COCO_17, input_size=64, head=head, loss="l1", dropout=0.0,
+                           learning_rate=1e-3, **RESNET)
+    data = make_dataset(people, COCO_17, input_size=64, target="coords",
+                        batch_size=8).repeat()
+    losses = model.fit(data, epochs=6, steps_per_epoch=5, verbose=0).history["loss"]
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_init_source_takes_the_matching_stage_of_a_cascade():
+    stage1 = build_deeppose(LSP_14, input_size=64, learning_rate=None, **RESNET)
+    refiners = [build_deeppose_refiner(LSP_14, crop_size=32, learning_rate=None,
+                                       name=f"refiner_{s}", **RESNET) for s in (2, 3)]
+    cascade = build_deeppose_cascade(stage1, refiners, sigma=1.0, skeleton=LSP_14)
+    assert init_source(cascade, 1).name == "stage_1_regressor"
+    assert init_source(cascade, 3).name == "stage_3_refiner"
+    assert init_source(cascade, 4).name == "stage_3_refiner"  # a stage it lacks: its last
+    assert init_source(stage1, 2) is stage1
+
+
+def test_cli_starts_a_deeppose_cascade_from_a_heatmap_model(tmp_path, capsys):
+    """``--model deeppose --init`` a SimpleBaselines ResNet: the cascade takes its backbone,
+    width, depth and input size; both stages start from its backbone; the card says so."""
+    source = build_heatmap_model("simplebaseline", COCO_17, backbone="resnet", depth=10,
+                                 width=0.125, input_size=64, deconv_filters=16)
+    path = tmp_path / "heatmaps.keras"
+    source.save(path)
+    out = tmp_path / "run"
+    status = main(["train", "--model", "deeppose", "--init", str(path), "--stages", "2",
+                   "--data", "synthetic:6:9", "--out", str(out), "--epochs", "1",
+                   "--steps-per-epoch", "1", "--batch-size", "4", "--strategy", "default",
+                   "--lr", "1e-9", "--option", "head=pool", "--option", "loss=l1",
+                   "--option", "crop_size=32"])
+    assert status == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert f"stage 1: init from {path}: copied" in printed
+    assert f"stage 2: init from {path}: copied" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert (config["backbone"], config["width"], config["input_size"]) == ("resnet", 0.125, 64)
+    assert config["model_options"]["depth"] == 10
+    cascade = load_model(out / "model.keras")
+    info = describe(cascade)
+    assert info.options["init_from"]["card"]["family"] == "simplebaseline"
+    # At a rate of 1e-9 one step leaves the copied backbone as it was.
+    given = weight_paths(source)
+    for stage in ("stage_1_regressor", "stage_2_refiner"):
+        grown = weight_paths(cascade.get_layer(stage))
+        kernel = "resnet/resnet_stem_conv/kernel"
+        np.testing.assert_allclose(grown[kernel].numpy(), given[kernel].numpy(), atol=1e-6)
