@@ -105,6 +105,27 @@ VARIANTS = {
     "hrnet-small": {"model": "hrnet", "variant": "small", "channels": 32, "width": 0.5,
                     "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                     "foreground_weight": 10.0},
+    # DeepPose's stage 1 on the SimpleBaselines ResNet-18 (half width), L1 loss: a pooled
+    # head or the paper's fully connected one, started from the shipped heatmap model's
+    # backbone (--init) or from nothing. Scores are PDJ@0.2 of the regressed joints.
+    "deeppose-r18-pool-l1-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
+                                  "depth": 18, "width": 0.5, "head": "pool", "loss": "l1",
+                                  "dropout": 0.0, "learning_rate": 1e-3,
+                                  "lr_schedule": "cosine",
+                                  "init": "pretrained:lsp-simplebaseline-r18"},
+    "deeppose-r18-fc-l1-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
+                                "depth": 18, "width": 0.5, "head": "fc", "loss": "l1",
+                                "dropout": 0.2, "learning_rate": 1e-3,
+                                "lr_schedule": "cosine",
+                                "init": "pretrained:lsp-simplebaseline-r18"},
+    "deeppose-r18-pool-l1": {"model": "deeppose", "stages": 1, "backbone": "resnet",
+                             "depth": 18, "width": 0.5, "head": "pool", "loss": "l1",
+                             "dropout": 0.0, "learning_rate": 1e-3, "lr_schedule": "cosine"},
+    "deeppose-r18-pool-l2-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
+                                  "depth": 18, "width": 0.5, "head": "pool", "loss": "l2",
+                                  "dropout": 0.0, "learning_rate": 1e-3,
+                                  "lr_schedule": "cosine",
+                                  "init": "pretrained:lsp-simplebaseline-r18"},
 }
 
 

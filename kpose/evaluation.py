@@ -20,6 +20,7 @@ from kpose.inference import check_model_skeleton, predict_stage_keypoints
 from kpose.metrics import (coco_keypoint_ap, coco_results_from_arrays, pck, pck_curve, pckh,
                            pcp, pdj)
 from kpose.models.card import describe, stage_outputs
+from kpose.models.deeppose import build_deeppose_stage_keypoints
 from kpose.prediction import (EXPORTED, crop_margin, inference_model, input_size_of,
                               load_image)
 from kpose.data.verify import drop_unreadable
@@ -34,7 +35,7 @@ __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
 def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
              plots: str | Path | None = None, plot_samples: int = 4,
              skip_corrupt: bool = False) -> dict:
-    """Score a CPM on a data set: per stage PCK, and for the last stage every metric the
+    """Score a model on a data set: per stage PCK, and for the last stage every metric the
     data allows.
 
     Args:
@@ -53,9 +54,9 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             without it such an image is an error naming it.
 
     Returns:
-        A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per CPM stage, or the one
-        ``keypoints`` output of other models: PCK@0.1 and PCK@0.2, torso-normalised, with
-        per-joint values) and ``"final"`` with PCK@0.1,
+        A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per stage of a CPM,
+        hourglass or DeepPose cascade, or the one ``keypoints`` output of other models:
+        PCK@0.1 and PCK@0.2, torso-normalised, with per-joint values) and ``"final"`` with PCK@0.1,
         PCK@0.2, PDJ@0.2, PCP@0.5, PCKh@0.5 (head boxes where the data has them, else the
         head segment) and, for COCO-style data with areas, the ten COCO AP numbers.
         With ``plots``, also ``"plots"``: the paths of the files written.
@@ -78,7 +79,18 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
                                          batch_size=batch_size, flip=flip)
         last = stages[stage_outputs(model)[-1]]
-    else:  # a coordinate regressor (DeepPose), a keypoint model or an exported file
+    elif isinstance(model, keras.Model) and _is_deeppose(model):
+        if flip:
+            raise ValueError("flip averages belief maps; it applies to Keras belief-map "
+                             "models (CPM, SimpleBaselines, hourglass) only")
+        check_model_skeleton(describe(model).skeleton, skeleton)
+        stages = predict_record_keypoints(
+            build_deeppose_stage_keypoints(model), records, skeleton, input_size=input_size,
+            batch_size=batch_size,
+            decode=lambda outputs: {k: np.asarray(v) for k, v in outputs.items()},
+            margin=crop_margin(model))
+        last = stages[max(stages, key=_stage_number)]
+    else:  # a keypoint model or an exported file
         if flip:
             raise ValueError("flip averages belief maps; it applies to Keras belief-map "
                              "models (CPM, SimpleBaselines, hourglass) only")
@@ -157,6 +169,16 @@ def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],
         figure = _pose_figure(record, last[index], skeleton, _stage_label(names[-1]))
         save(figure, f"pose_{index:03d}_{Path(record.image_path).stem}.png")
     return written
+
+
+def _is_deeppose(model: keras.Model) -> bool:
+    """A Keras DeepPose stage 1 or cascade (not yet wrapped to decode keypoints)."""
+    try:
+        info = describe(model)
+    except ValueError:
+        return False
+    return info.family == "deeppose" and not (
+        len(model.outputs) == 1 and tuple(model.outputs[0].shape[2:]) == (3,))
 
 
 def _stage_number(name: str) -> int:

@@ -13,6 +13,7 @@ from kpose.cli import main
 from kpose.data import make_dataset, read_coco, write_synthetic_dataset
 from kpose.losses import CoordinateL1Loss
 from kpose.models import build_deeppose, build_deeppose_cascade, build_deeppose_refiner
+from kpose.models.deeppose import build_deeppose_stage_keypoints
 from kpose.models.card import describe
 from kpose.models.families import build_heatmap_model
 from kpose.models.transfer import weight_paths
@@ -109,3 +110,35 @@ def test_cli_starts_a_deeppose_cascade_from_a_heatmap_model(tmp_path, capsys):
         grown = weight_paths(cascade.get_layer(stage))
         kernel = "resnet/resnet_stem_conv/kernel"
         np.testing.assert_allclose(grown[kernel].numpy(), given[kernel].numpy(), atol=1e-6)
+
+
+def test_evaluate_reports_every_stage_of_a_cascade(people):
+    """``kpose evaluate`` of a cascade scores each stage; the last is what predict returns."""
+    from kpose.data.specs import LoadedData
+    from kpose.evaluation import evaluate
+    from kpose.prediction import inference_model
+    from kpose.data.crop_inference import predict_record_keypoints
+
+    keras.utils.set_random_seed(1)
+    stage1 = build_deeppose(COCO_17, input_size=64, learning_rate=None, **RESNET)
+    refiner = build_deeppose_refiner(COCO_17, crop_size=32, learning_rate=None, **RESNET)
+    weights = [w.numpy() for w in refiner.weights]
+    refiner.get_layer("displacements_dense").kernel.assign(
+        np.random.default_rng(0).normal(0, 0.05, weights[-2].shape).astype("float32"))
+    cascade = build_deeppose_cascade(stage1, [refiner, refiner], sigma=1.0, skeleton=COCO_17)
+    report = evaluate(cascade, LoadedData("synthetic", people, COCO_17))
+    assert list(report["stages"]) == ["stage_1", "stage_2", "stage_3"]
+    # Stage 1 is stage 1's own prediction and the refiners move it.
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    staged = build_deeppose_stage_keypoints(cascade).predict(images, verbose=0)
+    np.testing.assert_allclose(staged["stage_1"][..., :2],
+                               stage1.predict(images, verbose=0) * 64 + 31.5, atol=1e-4)
+    assert np.abs(staged["stage_3"] - staged["stage_1"]).max() > 0.01
+    final = predict_record_keypoints(inference_model(cascade), people, COCO_17,
+                                     input_size=(64, 64), decode=lambda o: {"k": np.asarray(o)})
+    from kpose.metrics import pck
+    truth = np.stack([r.keypoints for r in people])
+    assert report["final"]["PCK@0.2"]["value"] == pytest.approx(
+        pck(final["k"], truth, COCO_17, alpha=0.2).value)
+    assert report["stages"]["stage_3"]["PCK@0.2"] == pytest.approx(
+        report["final"]["PCK@0.2"]["value"])

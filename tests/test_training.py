@@ -233,7 +233,7 @@ def test_deeppose_run_trains_the_cascade_and_evaluates_and_predicts(tmp_path, pe
         assert (out / name).is_file(), name
     assert history["stage"] == [1, 2] and len(history["val_pdj@0.2"]) == 2
     report = evaluate(out, people)
-    assert list(report["stages"]) == ["keypoints"] and "PDJ@0.2" in report["final"]
+    assert list(report["stages"]) == ["stage_1", "stage_2"] and "PDJ@0.2" in report["final"]
     records = people.records[:2]
     keypoints = predict(out, [r.image_path for r in records], [r.box for r in records])
     assert keypoints.shape == (2, 17, 3) and np.all(keypoints[..., 2] == 1.0)

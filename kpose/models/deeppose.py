@@ -44,7 +44,7 @@ from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBo
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
-           "build_deeppose_inference", "NormalisedToPixels",
+           "build_deeppose_inference", "build_deeppose_stage_keypoints", "NormalisedToPixels",
            "build_refinement_step", "compile_deeppose", "BACKBONES", "HEADS", "LOSSES",
            "FC_UNITS"]
 
@@ -356,6 +356,37 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
     layer = NormalisedToPixels((height, width), name="keypoints")
     keypoints = layer([outputs, visibility]) if visibility is not None else layer(outputs)
     return keras.Model(image, keypoints, name="deeppose_keypoints")
+
+
+def build_deeppose_stage_keypoints(model: keras.Model) -> keras.Model:
+    """Every stage of a DeepPose cascade as keypoints: image in, ``stage_1`` ...
+    ``stage_S`` out, each ``(B, K, 3)`` ``(x, y, score)`` in input pixels.
+
+    It reads the stages from the cascade's own graph (stage 1's joints feed the first
+    refinement's update; stage ``s`` is the output of ``stage_s_update``), so the
+    weights are the cascade's and nothing is rebuilt. A stage-1 model gives ``stage_1``
+    only. The score is as in :func:`build_deeppose_inference`.
+
+    Args:
+        model: a model from :func:`build_deeppose_cascade` or :func:`build_deeppose`.
+    """
+    output = model.output
+    visibility = output.get("visibility") if isinstance(output, dict) else None
+    last = output["keypoints"] if isinstance(output, dict) else output
+    names = [layer.name for layer in model.layers]
+    updates = sorted((int(name.split("_")[1]), name) for name in names
+                     if name.startswith("stage_") and name.endswith("_update"))
+    stages = [last]
+    if updates:
+        first_update = model.get_layer(updates[0][1])
+        stages = [first_update.input[0]] + [model.get_layer(name).output for _, name in updates]
+    size = tuple(model.inputs[0].shape[1:3])
+    decoded = {}
+    for stage, joints in enumerate(stages, start=1):
+        layer = NormalisedToPixels(size, name=f"stage_{stage}")
+        decoded[f"stage_{stage}"] = layer([joints, visibility]) if visibility is not None \
+            else layer(joints)
+    return keras.Model(model.inputs, decoded, name="deeppose_stage_keypoints")
 
 
 def _regressor(image, *, backbone: str, batchnorm: bool, dropout: float, width: float,
