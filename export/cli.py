@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Keras on held-out images.")
     parser.add_argument("model", help="a .keras model file, a kpose run folder, or "
                         "pretrained:NAME (a model shipped with kpose)")
-    parser.add_argument("--out", required=True, help="export folder (new, empty, or a "
-                        "previous export, which is replaced)")
+    parser.add_argument("--out", required=True, help="export folder (new or empty; a "
+                        "previous export is replaced only with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a previous export in --out (only once the new one "
+                        "is complete)")
     parser.add_argument("--tflite", action="store_true", help="write model.tflite")
     parser.add_argument("--quantize", default="none",
                         choices=("none", "float16", "dynamic", "int8"),
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             calibration_samples=args.calibration_samples, verify_samples=args.verify_samples,
             raw_outputs=args.raw_outputs, io_type=args.io_type, decoder=args.decoder,
             skeleton=args.skeleton, opset=args.opset, latency_runs=args.latency_runs,
-            verbose=True)
+            overwrite=args.overwrite, verbose=True)
     except (ExportError, OSError) as error:  # OSError: a file that cannot be written
         message = " ".join(str(error).split()) or repr(error)
         print(f"kpose-export: error: {message}", file=sys.stderr)

@@ -61,13 +61,14 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
                  calibration_samples: int = 200, verify_samples: int = 50,
                  raw_outputs: bool = False, io_type: str = "uint8", decoder: str | None = None,
                  skeleton=None, opset: int = 13, latency_runs: int = 50,
-                 verbose: bool = True) -> ExportResult:
+                 overwrite: bool = False, verbose: bool = True) -> ExportResult:
     """Export a kpose model and check every file against Keras.
 
     Args:
         model: ``.keras`` file, run folder, ``"pretrained:NAME"`` (a model shipped with
             kpose) or ``keras.Model``, of any kpose family.
-        out: export folder; must not exist, be empty, or hold only a previous export.
+        out: export folder; must not exist or be empty, or with ``overwrite`` hold only
+            a previous export (replaced once the new files are complete and checked).
         tflite: write ``model.tflite``.
         quantize: ``"none"``, ``"float16"``, ``"dynamic"`` or ``"int8"`` (full integer).
         edgetpu: int8 for the Edge TPU: checks the file against the compiler's
@@ -84,6 +85,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
         skeleton: optional check: the skeleton the model must carry in its card.
         opset: ONNX opset (>= 13).
         latency_runs: single-image runs per latency median.
+        overwrite: replace a previous export in ``out``; without it one is refused.
         verbose: print the report.
 
     Raises:
@@ -117,7 +119,7 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
         raise ExportError("the 'taylor' decoder (ARG_MAX, GATHER, LOG) does not quantise to "
                           "int8; use --decoder local_centroid (the default for int8)")
     out = Path(out)
-    _check_out_folder(out)
+    _check_out_folder(out, overwrite=overwrite)
 
     pose = load_pose_model(model, skeleton=skeleton)
     chosen = decoder or ("local_centroid" if int8 else "taylor")
@@ -260,8 +262,9 @@ def _taylor_pck(pose, images) -> float:
     return 100.0 * pck(keypoints, images.truth, pose.skeleton, alpha=0.2).value
 
 
-def _check_out_folder(out: Path) -> None:
-    """Refuse a folder that holds anything but a previous export (it would be replaced)."""
+def _check_out_folder(out: Path, *, overwrite: bool = False) -> None:
+    """Refuse a folder that holds anything but a previous export, and a previous export
+    unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
     existing = out.absolute().parent  # the files are staged beside --out, then moved in
@@ -276,6 +279,10 @@ def _check_out_folder(out: Path) -> None:
             raise ExportError(f"--out {out} already holds other files ({', '.join(others[:3])}"
                               f"{', ...' if len(others) > 3 else ''}); choose an empty or new "
                               "folder")
+        previous = sorted(p.name for p in out.iterdir() if p.name in ARTEFACTS)
+        if previous and not overwrite:
+            raise ExportError(f"--out {out} already holds an export ({', '.join(previous)}); "
+                              "pass --overwrite to replace it, or choose a new folder")
 
 
 def clean_stale(folder: Path, prefix: str) -> list[Path]:

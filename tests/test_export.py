@@ -228,6 +228,20 @@ def test_deeppose_cascade_exports_float32_float16_int8_and_onnx(cascade_file, tm
     document = json.loads((tmp_path / "f32" / "model.json").read_text())
     assert document["model"] == "deeppose" and document["skeleton"]["name"] == "lsp_14"
     assert document["output"]["score"].startswith("1 ")
+    # A previous export is replaced only when asked, and only once the new one is done.
+    before = (tmp_path / "f32" / "model.tflite").read_bytes()
+    again = [str(cascade_file), "--tflite", "--calibration-data", data,
+             "--calibration-samples", "8", "--verify-samples", "4", "--latency-runs", "1",
+             "--out", str(tmp_path / "f32")]
+    assert main(again) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "already holds an export" in error \
+        and "--overwrite" in error
+    assert (tmp_path / "f32" / "model.tflite").read_bytes() == before
+    assert (tmp_path / "f32" / "model.onnx").is_file()
+    assert main([*again, "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "f32").iterdir()) == [
+        "model.json", "model.tflite", "report.json"]
     float16 = export_model(cascade_file, tmp_path / "f16", quantize="float16",
                            calibration_data=data, **FAST)
     assert float16.report["files"][0]["max_px"] <= 0.5
