@@ -121,12 +121,27 @@ def test_a_resume_with_other_settings_changes_nothing(people, tmp_path):
     data, _ = people
     run = tmp_path / "run"
     train("cpm", data, out_dir=run, epochs=1, **TINY)
+    # A user's own copy under a kpose-like name is not the refused run's to delete.
+    (run / "checkpoints" / "last.e0099.keras").write_bytes(b"my copy")
     before = _snapshot(run)
     with pytest.raises(ValueError, match=r"cannot resume .* with other settings "
                                          r"\(stages: run 2, now 3\)"):
         train("cpm", data, out_dir=run, epochs=2, resume=True, **{**TINY, "stages": 3})
     assert _snapshot(run) == before
     assert predict(run, [data.records[0].image_path]).shape == (1, 17, 3)
+
+
+def test_a_resume_from_a_damaged_checkpoint_is_refused_naming_it(people, tmp_path):
+    data, _ = people
+    run = tmp_path / "run"
+    train("cpm", data, out_dir=run, epochs=1, **TINY)
+    newest = last_checkpoint(run / "checkpoints")
+    newest.write_bytes(newest.read_bytes()[:2000])  # a copy cut short
+    before = _snapshot(run)
+    with pytest.raises(ValueError, match=f"cannot resume: the checkpoint .*{newest.name} is "
+                                         "damaged .*nothing was changed"):
+        train("cpm", data, out_dir=run, epochs=2, resume=True, **TINY)
+    assert _snapshot(run) == before
 
 
 def test_a_folder_with_files_kpose_did_not_write_is_refused_naming_them(people, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +39,15 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
     """Check the folder against the run before anything in it changes.
 
     A new run needs a new or empty folder (or the leftovers of a kpose run killed before
-    its first checkpoint); a resumed one needs a committed checkpoint and the same
-    settings apart from ``resumable`` (default :data:`_RESUMABLE_CHANGES`). Nothing is
-    written here: the config is committed with the first checkpoint.
+    its first checkpoint); a resumed one needs a committed, intact checkpoint and the
+    same settings apart from ``resumable`` (default :data:`_RESUMABLE_CHANGES`). Only a
+    resume that passes these checks tidies ``checkpoints/`` (temporaries and epoch files
+    the manifest does not name); the config is committed with the first checkpoint.
     """
     folder_existed = out_dir.exists()
     if folder_existed and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file, not a run folder")
     checkpoints = out_dir / "checkpoints"
-    if write:
-        recover_checkpoints(checkpoints)
     existed = frozenset(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) \
         if folder_existed else frozenset()
     text = config.to_json()
@@ -66,6 +66,9 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
                                 f"{getattr(config, name)!r}" for name in changed[:3])
             raise ValueError(f"cannot resume {out_dir} with other settings ({details}); "
                              f"only {' and '.join(resumable)} may change")
+        _check_intact(last_checkpoint(checkpoints))
+        if write:  # the run is valid: now finish what a killed run left undone
+            recover_checkpoints(checkpoints)
         unchanged = dataclasses.asdict(previous) == dataclasses.asdict(config)
         return RunStart(int(state["epoch"]), state.get("best"), None if unchanged else text,
                         existed, folder_existed)
@@ -87,6 +90,22 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
         existed = frozenset()
     out_dir.mkdir(parents=True, exist_ok=True)
     return RunStart(0, None, text, existed, folder_existed)
+
+
+def _check_intact(path: Path) -> None:
+    """Refuse to resume from a checkpoint file that is not a whole ``.keras`` archive (a
+    disk that filled up, a copy cut short), naming it, before anything changes."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"cannot resume: the checkpoint {path} is damaged ({error}); "
+                         "nothing was changed") from None
+    if broken is not None or "config.json" not in names:
+        raise ValueError(f"cannot resume: the checkpoint {path} is damaged "
+                         f"({'member ' + broken + ' fails its CRC' if broken else 'no config.json'}"
+                         "); nothing was changed")
 
 
 def _is_leftover(path: Path) -> bool:
