@@ -272,7 +272,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"--plots {args.plots} is not empty; give a new folder or "
                              "--overwrite (nothing was changed)")
     report = evaluate(args.model, args.data, flip=args.flip, plots=args.plots,
-                      plot_samples=args.plot_samples, skip_corrupt=args.skip_corrupt)
+                      plot_samples=args.plot_samples, skip_corrupt=args.skip_corrupt,
+                      progress=True)
     print(_report_table(report))
     if args.plots is not None:
         print(f"wrote {len(report['plots'])} figures to {args.plots}:")

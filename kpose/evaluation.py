@@ -34,7 +34,7 @@ __all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
 
 def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
              plots: str | Path | None = None, plot_samples: int = 4,
-             skip_corrupt: bool = False) -> dict:
+             skip_corrupt: bool = False, progress: bool = False) -> dict:
     """Score a model on a data set: per stage PCK, and for the last stage every metric the
     data allows.
 
@@ -52,6 +52,8 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         plot_samples: how many persons get a ``pose_*.png`` (0: none).
         skip_corrupt: leave out the persons of missing or unreadable images (counted);
             without it such an image is an error naming it.
+        progress: show a progress bar on standard output for more than 200 persons
+            (``kpose evaluate`` does).
 
     Returns:
         A JSON-serialisable dict: ``"persons"``, ``"stages"`` (per stage of a CPM,
@@ -77,7 +79,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
     if isinstance(model, keras.Model) and stage_outputs(model) \
             and describe(model).codec.kind == "belief_maps":
         stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
-                                         batch_size=batch_size, flip=flip)
+                                         batch_size=batch_size, flip=flip, progress=progress)
         last = stages[stage_outputs(model)[-1]]
     elif isinstance(model, keras.Model) and _is_deeppose(model):
         if flip:
@@ -88,7 +90,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             build_deeppose_stage_keypoints(model), records, skeleton, input_size=input_size,
             batch_size=batch_size,
             decode=lambda outputs: {k: np.asarray(v) for k, v in outputs.items()},
-            margin=crop_margin(model))
+            margin=crop_margin(model), progress=progress)
         last = stages[max(stages, key=_stage_number)]
     else:  # a keypoint model or an exported file
         if flip:
@@ -100,7 +102,7 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         stages = predict_record_keypoints(
             keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
             decode=lambda outputs: {"keypoints": np.asarray(outputs)},
-            margin=crop_margin(keypoint_model))
+            margin=crop_margin(keypoint_model), progress=progress)
         last = stages["keypoints"]
     truth = np.stack([r.keypoints for r in records])
     final = {}

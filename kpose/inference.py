@@ -19,8 +19,8 @@ __all__ = ["predict_stage_keypoints", "check_model_skeleton"]
 def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
                             input_size: int | tuple[int, int] | None = None,
                             batch_size: int = 32, method: str = "taylor",
-                            flip: bool = False, codec=None, margin: float | None = None
-                            ) -> dict[str, np.ndarray]:
+                            flip: bool = False, codec=None, margin: float | None = None,
+                            progress: bool = False) -> dict[str, np.ndarray]:
     """Keypoints of every stage of a belief-map model (CPM, SimpleBaselines, hourglass)
     for each record, in image pixels.
 
@@ -34,6 +34,8 @@ def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skel
             ``stage_N`` maps (then give ``input_size`` and ``codec``).
         codec, margin, input_size: override the model card's (required for a model
             without one; ``margin`` then defaults to 1.25).
+        progress: a progress bar for long record lists
+            (:func:`~kpose.data.crop_inference.predict_record_keypoints`).
 
     Returns:
         ``{"stage_1": (N, K, 3), ...}`` of ``(x, y, score)`` in image pixels, row ``n``
@@ -60,7 +62,8 @@ def predict_stage_keypoints(model, records: Sequence[PoseRecord], skeleton: Skel
     return predict_record_keypoints(stage_maps, records, skeleton,
                                     input_size=input_size, decode=decode,
                                     batch_size=batch_size,
-                                    margin=1.25 if margin is None else margin)
+                                    margin=1.25 if margin is None else margin,
+                                    progress=progress)
 
 
 def check_model_skeleton(model_skeleton: Skeleton, data_skeleton: Skeleton) -> None:
