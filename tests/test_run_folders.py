@@ -144,6 +144,33 @@ def test_a_resume_from_a_damaged_checkpoint_is_refused_naming_it(people, tmp_pat
     assert _snapshot(run) == before
 
 
+def test_a_keras_project_folder_is_refused_but_a_killed_runs_leftovers_are_cleared(
+        people, tmp_path):
+    """``checkpoints/`` and ``logs/`` are kpose's to clear only when a kpose run was killed
+    in the folder (its stale lock says so); a plain Keras project's are refused."""
+    import time
+
+    from kpose.training.run_lock import LOCK_NAME
+
+    data, _ = people
+    project = tmp_path / "project"
+    for name in ("checkpoints/best.keras", "checkpoints/last.keras",
+                 "logs/train/events.out.tfevents.1.host"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(b"the user's")
+    before = _snapshot(project)
+    with pytest.raises(ValueError, match=r"holds files kpose did not write \(checkpoints, "
+                                         r"logs\)"):
+        train("cpm", data, out_dir=project, epochs=1, **TINY)
+    assert _snapshot(project) == before
+    # The same files beside the lock of a kpose run whose process is gone: its leftovers.
+    (project / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 7, "host": _host(),
+                                                 "started": time.time()}))
+    train("cpm", data, out_dir=project, epochs=1, **TINY)
+    assert not (project / "logs/train/events.out.tfevents.1.host").exists()
+    assert read_state(project / "checkpoints")["epoch"] == 1
+
+
 def test_a_folder_with_files_kpose_did_not_write_is_refused_naming_them(people, tmp_path):
     data, _ = people
     run = tmp_path / "mine"
@@ -190,8 +217,9 @@ def test_a_second_run_into_a_folder_being_written_is_refused_naming_the_first(tm
         sleeper.kill()
         sleeper.wait()
     # Its process is gone: the lock is stale and the next run takes it over, then lets go.
-    with run_lock(out) as existed:
-        assert existed and json.loads((out / LOCK_NAME).read_text())["pid"] != sleeper.pid
+    with run_lock(out) as held:
+        assert held.existed and held.took_over
+        assert json.loads((out / LOCK_NAME).read_text())["pid"] != sleeper.pid
     assert not (out / LOCK_NAME).exists()
 
 
@@ -200,8 +228,8 @@ def test_a_lock_on_a_new_folder_leaves_nothing_behind_when_the_run_is_refused(tm
 
     out = tmp_path / "new"
     with pytest.raises(RuntimeError):
-        with run_lock(out) as existed:
-            assert not existed and out.is_dir()
+        with run_lock(out) as held:
+            assert not held.existed and not held.took_over and out.is_dir()
             raise RuntimeError("refused")
     assert not out.exists()
 

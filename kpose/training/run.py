@@ -229,9 +229,10 @@ def train(model: str | None = None,
     distribution = resolve_strategy(strategy)
     policy = mixed_precision_policy(mixed_precision, distribution)
     chief = is_chief(distribution)
-    with run_lock(out_dir, enabled=chief):  # one writer at a time
+    with run_lock(out_dir, enabled=chief) as held:  # one writer at a time
         start = open_run_folder(out_dir, config, resume, write=chief,
-                                resumable=("strategy",) if model == "deeppose" else None)
+                                resumable=("strategy",) if model == "deeppose" else None,
+                                killed_run=held.took_over)
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
         try:

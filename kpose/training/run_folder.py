@@ -35,11 +35,14 @@ _RESUMABLE_CHANGES = ("epochs", "strategy")
 
 
 def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
-                    write: bool = True, resumable: tuple[str, ...] | None = None) -> RunStart:
+                    write: bool = True, resumable: tuple[str, ...] | None = None,
+                    killed_run: bool = False) -> RunStart:
     """Check the folder against the run before anything in it changes.
 
-    A new run needs a new or empty folder (or the leftovers of a kpose run killed before
-    its first checkpoint); a resumed one needs a committed, intact checkpoint and the
+    A new run needs a new or empty folder, or the leftovers of a kpose run killed in it
+    before its first checkpoint (``killed_run``: the folder held that run's stale lock;
+    without it, ``logs/`` and ``checkpoints/`` are someone else's, such as a plain Keras
+    project's, and are refused, not removed); a resumed one needs a committed, intact checkpoint and the
     same settings apart from ``resumable`` (default :data:`_RESUMABLE_CHANGES`). Only a
     resume that passes these checks tidies ``checkpoints/`` (temporaries and epoch files
     the manifest does not name); the config is committed with the first checkpoint.
@@ -80,7 +83,8 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
                              "continue it, or choose another folder")
         foreign = sorted(p.name for p in out_dir.iterdir()
                          if not p.name.startswith(LOCK_NAME)
-                         and (p.name not in _LEFTOVERS or not _is_leftover(p)))
+                         and (not killed_run or p.name not in _LEFTOVERS
+                              or not _is_leftover(p)))
         if foreign:
             raise ValueError(f"{out_dir} holds files kpose did not write "
                              f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''})"

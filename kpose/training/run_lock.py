@@ -15,17 +15,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["LOCK_NAME", "run_lock"]
+__all__ = ["LOCK_NAME", "LockHeld", "run_lock"]
 
 LOCK_NAME = ".kpose-lock"
 
 
+class LockHeld(NamedTuple):
+    """What :func:`run_lock` found: whether the folder existed before, and whether it held
+    the stale lock of a kpose run that was killed in it (whose leftovers are then kpose's,
+    not the user's)."""
+
+    existed: bool
+    took_over: bool
+
+
 @contextmanager
-def run_lock(out_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
-    """Hold ``out_dir``'s lock for the ``with`` block; yields whether the folder existed
-    before (the folder is created to hold the lock, and removed again if it is left
-    empty).
+def run_lock(out_dir: Path, *, enabled: bool = True) -> Iterator[LockHeld]:
+    """Hold ``out_dir``'s lock for the ``with`` block; yields a :class:`LockHeld` (the
+    folder is created to hold the lock, and removed again if it is left empty).
 
     Raises:
         ValueError: another live process holds the lock (named), or ``out_dir`` is a file.
@@ -33,7 +42,7 @@ def run_lock(out_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
     out_dir = Path(out_dir)
     existed = out_dir.exists()
     if not enabled:
-        yield existed
+        yield LockHeld(existed, False)
         return
     if existed and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file, not a run folder")
@@ -41,13 +50,13 @@ def run_lock(out_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
     lock = out_dir / LOCK_NAME
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
     try:
-        _take(lock, mine)
+        took_over = _take(lock, mine)
     except BaseException:
         if not existed:
             _remove_if_empty(out_dir)
         raise
     try:
-        yield existed
+        yield LockHeld(existed, took_over)
     finally:
         if _holder(lock) == mine:
             lock.unlink(missing_ok=True)
@@ -55,7 +64,8 @@ def run_lock(out_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
             _remove_if_empty(out_dir)
 
 
-def _take(lock: Path, mine: dict) -> None:
+def _take(lock: Path, mine: dict) -> bool:
+    """Create the lock, or take over a stale one (then ``True``)."""
     text = json.dumps(mine)
     try:
         handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -71,9 +81,10 @@ def _take(lock: Path, mine: dict) -> None:
         temporary = lock.with_name(f"{LOCK_NAME}.{os.getpid()}.tmp")
         temporary.write_text(text)
         os.replace(temporary, lock)
-        return
+        return True
     with os.fdopen(handle, "w") as file:
         file.write(text)
+    return False
 
 
 def _holder(lock: Path) -> dict | None:
