@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kpose.data.records import MAX_BOX_SCALE
 from kpose.data.transforms import crop_matrix, keypoints_to_image, warp_image
 from kpose.models.card import describe
 from kpose.models.deeppose import build_deeppose_inference
@@ -133,4 +134,7 @@ def _box(box, index: int, image_size: tuple[int, int]) -> np.ndarray:
     if x + w <= -0.5 or y + h <= -0.5 or x >= width - 0.5 or y >= height - 0.5:
         raise ValueError(f"boxes[{index}] {box.tolist()} lies outside its image "
                          f"({width} x {height} px)")
+    if w > MAX_BOX_SCALE * width or h > MAX_BOX_SCALE * height:
+        raise ValueError(f"boxes[{index}] {box.tolist()} is more than {MAX_BOX_SCALE:g} "
+                         f"times its image ({width} x {height} px)")
     return box

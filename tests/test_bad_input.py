@@ -53,6 +53,9 @@ def world(tmp_path_factory) -> dict[str, Path]:
         1, float("inf")))
     coco_variant("bad_visibility", lambda d: d["annotations"][0]["keypoints"].__setitem__(
         2, 5))
+    coco_variant("far_keypoints", lambda d: d["annotations"][0]["keypoints"].__setitem__(
+        0, 1e9))
+    coco_variant("huge_box", lambda d: d["annotations"][0].update(bbox=[0, 0, 1e12, 1e12]))
     coco_variant("no_annotations", lambda d: d.update(annotations=[]))
     coco_variant("missing_image", lambda d: d["images"][0].update(file_name="gone.jpg"))
     coco_variant("orphan_annotation", lambda d: d["annotations"][0].update(image_id=999))
@@ -70,6 +73,15 @@ def world(tmp_path_factory) -> dict[str, Path]:
     savemat(root / "wrong_shape.mat", {"joints": np.zeros((3, 7, 4))})
     paths["wrong_variable"], paths["wrong_shape"] = root / "wrong_variable.mat", \
         root / "wrong_shape.mat"
+    # MATLAB v7.3 files are HDF5 files with a 512-byte MATLAB header in front.
+    import h5py
+
+    with h5py.File(root / "v73.mat", "w", userblock_size=512) as handle:
+        handle["joints"] = np.zeros((4, 14, 3))
+    with open(root / "v73.mat", "r+b") as handle:
+        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Sat Dec  5 "
+                     b"HDF5 schema 1.00 .".ljust(116) + b"\x00" * 8 + b"\x00\x02IM")
+    paths["v73"] = root / "v73.mat"
     (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     paths["broken_image"] = root / "broken.jpg"
     (root / "garbage.keras").write_bytes(b"not a zip archive")
@@ -191,6 +203,14 @@ CASES = [
     ("image-smaller-than-its-annotation", "kpose",
      lambda w: train_new(w, data=coco(w, "wrong_size")),
      r"tiny.jpg is 1 x 1 px but its annotation says 64 x 64 px"),
+    ("mat-v7.3", "kpose", lambda w: train_new(w, data=f"lsp:{w['v73']}:{w['images']}"),
+     "v73.mat is a MATLAB v7.3"),
+    ("annotations-a-folder", "kpose", lambda w: train_new(w, data=f"coco:{w['images']}"),
+     "images is a folder; give the annotation file"),
+    ("keypoints-far-outside", "kpose", lambda w: train_new(w, data=coco(w, "far_keypoints")),
+     "within one image size"),
+    ("box-huge-in-data", "kpose", lambda w: train_new(w, data=coco(w, "huge_box")),
+     "more than 10 times its"),
     ("mat-wrong-variable", "kpose",
      lambda w: train_new(w, data=f"lsp:{w['wrong_variable']}:{w['images']}"),
      "wrong_variable.mat"),
@@ -244,6 +264,8 @@ CASES = [
      str(w["first_image"]), "--out", str(w["overlays"])], "_pose.png already exists"),
     ("predict-negative-box", "kpose", lambda w: ["predict", str(w["run"]),
      str(w["first_image"]), "--box", "-5,1,5,5"], "--flag=-5"),
+    ("predict-huge-box", "kpose", lambda w: ["predict", str(w["run"]),
+     str(next(w["images"].iterdir())), "--box", "0,0,1e12,1e12"], "more than 10 times"),
     ("predict-flat-box", "kpose", lambda w: ["predict", str(w["run"]),
      str(next(w["images"].iterdir())), "--box", "1,1,0,5"], "--box"),
     # Synthetic data.

@@ -25,8 +25,8 @@ def load_json(path: str | os.PathLike, expected: str) -> Any:
             ``"COCO person keypoints"``.
 
     Raises:
-        FileNotFoundError: ``path`` is not a file.
-        ValueError: the file is not valid UTF-8 JSON.
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is a folder, or the file is not valid UTF-8 JSON.
     """
     path = _existing(path, expected)
     try:
@@ -49,13 +49,17 @@ def load_mat(path: str | os.PathLike, expected: str, variable: str | None = None
         **loadmat_kwargs: passed to :func:`scipy.io.loadmat` (``squeeze_me`` etc.).
 
     Raises:
-        FileNotFoundError: ``path`` is not a file.
-        ValueError: the file is not a MATLAB file, or ``variable`` is not in it (the
-            message lists the variables found).
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is a folder; the file is not a MATLAB file, or a v7.3 (HDF5)
+            one; or ``variable`` is not in it (the message lists the variables found).
     """
     path = _existing(path, expected)
     try:
         mat = scipy.io.loadmat(path, **loadmat_kwargs)
+    except NotImplementedError:  # scipy's answer to MATLAB's HDF5-based format
+        raise ValueError(f"{path} is a MATLAB v7.3 (HDF5) file, which kpose does not read "
+                         f"(expected {expected}); save it again in MATLAB with "
+                         "save(FILE, VARIABLE, '-v7')") from None
     except Exception as err:  # scipy raises several types for non-MAT input
         holding = f" with variable {variable!r}" if variable is not None else ""
         raise ValueError(f"{path} is not a MATLAB .mat file (expected {expected}"
@@ -71,6 +75,9 @@ def load_mat(path: str | os.PathLike, expected: str, variable: str | None = None
 
 def _existing(path: str | os.PathLike, expected: str) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the annotation file itself "
+                         f"(expected {expected})")
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path} (expected {expected})")
     return path

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PoseRecord", "box_from_keypoints"]
+__all__ = ["PoseRecord", "box_from_keypoints", "MAX_BOX_SCALE"]
+
+# A person box may be at most this many times its image on a side (a box of 1e12 px is a
+# unit error, not a person).
+MAX_BOX_SCALE = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +66,19 @@ class PoseRecord:
             raise ValueError(f"{where}: image_size must be (width, height) > 0, "
                              f"got {self.image_size!r}")
         object.__setattr__(self, "image_size", size)
+        width, height = size
+        labelled = kp[kp[:, 2] > 0, :2]
+        if labelled.size and (not np.all(np.isfinite(labelled)) or np.any(
+                np.abs(labelled - np.array([width, height]) / 2)
+                > 1.5 * np.array([width, height]))):
+            raise ValueError(f"{where}: labelled keypoints must lie within one image size of "
+                             f"the {width} x {height} px image, got x {labelled[:, 0].min():g}"
+                             f"..{labelled[:, 0].max():g}, y {labelled[:, 1].min():g}.."
+                             f"{labelled[:, 1].max():g} (coordinates in another unit or "
+                             "frame?)")
+        if box[2] > MAX_BOX_SCALE * width or box[3] > MAX_BOX_SCALE * height:
+            raise ValueError(f"{where}: box {box} is more than {MAX_BOX_SCALE:g} times its "
+                             f"{width} x {height} px image")
 
     @property
     def num_joints(self) -> int:
