@@ -102,6 +102,14 @@ VARIANTS = {
                     "foreground_weight": 10.0},
     # HRNet-small with 16 channels on its stride-4 branch (C = 32 at width 0.5): about the
     # multiply-adds of simplebaseline-r18 (0.31 against 0.32 GFLOPs at 128 px).
+    # The phone model distilled from the shipped ResNet-18 (its maps blended half and
+    # half into the targets, on every augmented crop).
+    "simplebaseline-mnv2-192-distill-r18": {
+        "model": "simplebaseline", "backbone": "mobilenetv2", "width": 0.5,
+        "deconv_filters": 256, "last_conv": False, "input_size": 192,
+        "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
+        "foreground_weight": 10.0, "teacher": "pretrained:lsp-simplebaseline-r18",
+        "distill_weight": 0.5},
     "hrnet-small": {"model": "hrnet", "variant": "small", "channels": 32, "width": 0.5,
                     "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                     "foreground_weight": 10.0},
@@ -147,6 +155,10 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, help="draw every variant in --json into this PNG")
     parser.add_argument("--select", nargs="+", metavar="LABEL",
                         help="with --plot: draw only these rows (keys of --json)")
+    parser.add_argument("--record", type=Path, metavar="RUN",
+                        help="with --variant and --steps: record the curve of a run folder "
+                        "trained with the variant's options by the kpose command instead of "
+                        "training (its epochs must be --eval-every steps long)")
     args = parser.parse_args()
     if args.variant is None and args.plot is None:
         parser.error("give --variant to train, --plot to draw, or both")
@@ -158,7 +170,7 @@ def main() -> int:
         label = f"{name}@{args.steps}" if args.steps else f"{name}@{args.minutes:g}min"
         if args.seed != COMMON["seed"]:
             label += f"-seed{args.seed}"
-        row = train_variant(args, label)
+        row = record_run(args, label) if args.record else train_variant(args, label)
         results = _load(args.json)
         results[label] = row
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +225,29 @@ def train_variant(args, label: str) -> dict:
                                                                      args.eval_every)}
 
 
+def record_run(args, label: str) -> dict:
+    """The row of a run folder the ``kpose train`` command trained with the variant's
+    options (checked against its ``config.json``)."""
+    from kpose.runs import RunConfig
+
+    if not args.steps:
+        raise SystemExit("--record needs --steps (the run's length)")
+    config = RunConfig.load(args.record / "config.json")
+    options = {**COMMON, **VARIANTS[args.variant], "seed": args.seed}
+    given = {**config.model_options, **{k: getattr(config, k) for k in (
+        "model", "input_size", "batch_size", "seed", "width", "backbone", "learning_rate",
+        "lr_schedule", "sigma", "teacher", "distill_weight", "init")}}
+    wrong = {k: (given.get(k), v) for k, v in options.items() if given.get(k) != v}
+    if wrong or config.steps_per_epoch != args.eval_every or \
+            config.epochs * config.steps_per_epoch != args.steps:
+        raise SystemExit(f"{args.record} was not trained as {args.variant} for {args.steps} "
+                         f"steps: {wrong or 'other steps'}")
+    return {"variant": args.variant, "options": options, "steps": args.steps,
+            "data": "train + extra (8,500 persons)" if args.extra else "train (4,000)",
+            "eval_every": args.eval_every, "recorded_from": "kpose train (command line)",
+            "curve": _curve(args.record / "metrics.csv", args.eval_every)}
+
+
 def _steps_for_budget(options: dict, data: str, minutes: float, eval_every: int) -> int:
     """Steps that fit ``minutes`` here: two scratch runs of 20 and 100 steps, whose
     difference in wall time leaves out the fixed cost of building the model and graph."""
@@ -260,11 +295,11 @@ def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
     styles = ["-", "--", ":", "-."]
     drawn = {name: row for name, row in results.items() if not row.get("stopped")}
     for colour, (variant, row) in enumerate(sorted(drawn.items())):
-        stages = sorted({k.split("_pck")[0] for point in row["curve"] for k in point
-                         if k.startswith("stage_")}, key=lambda s: int(s.split("_")[1]))
+        stages = sorted({_stage_of(k) for point in row["curve"] for k in point
+                         if _stage_of(k)}, key=lambda s: int(s.split("_")[1]))
         for index, stage in enumerate(stages):
             steps = [p["step"] for p in row["curve"]]
-            values = [100 * p[f"{stage}_pck@0.2"] for p in row["curve"]]
+            values = [100 * _score(p, stage) for p in row["curve"]]
             last = index == len(stages) - 1
             ax.plot(steps, values, styles[index % 4], color=f"C{colour}",
                     lw=2 if last else 1, label=f"{variant} {stage.replace('_', ' ')}")
@@ -293,12 +328,25 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())["results"] if path.is_file() else {}
 
 
+def _stage_of(key: str) -> str | None:
+    """``stage_2_pck@0.2`` or ``stage_2_pdj@0.2`` (DeepPose's validation PDJ@0.2, the
+    strict form of torso PCK@0.2) -> ``stage_2``; other keys -> ``None``."""
+    for suffix in ("_pck@0.2", "_pdj@0.2"):
+        if key.startswith("stage_") and key.endswith(suffix):
+            return key[:-len(suffix)]
+    return None
+
+
+def _score(point: dict, stage: str) -> float:
+    return point.get(f"{stage}_pck@0.2", point.get(f"{stage}_pdj@0.2"))
+
+
 def _print_row(variant: str, row: dict) -> None:
     print(f"\n{variant}: {row['steps']} steps")
     for point in row["curve"]:
-        stages = sorted(k for k in point if k.endswith("_pck@0.2"))
+        stages = sorted(_stage_of(k) for k in point if _stage_of(k))
         print(f"  step {point['step']:6d}  loss {point['loss']:8.3f}  PCK@0.2 "
-              + "  ".join(f"{k.split('_pck')[0]} {100 * point[k]:5.1f}" for k in stages))
+              + "  ".join(f"{stage} {100 * _score(point, stage):5.1f}" for stage in stages))
 
 
 if __name__ == "__main__":

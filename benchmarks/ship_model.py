@@ -123,6 +123,12 @@ def train_command(config, lspet_bench: Path) -> str:
         parts.append("--paper")
     parts += [f"--option {key}={json.dumps(value)}"
               for key, value in sorted(config.model_options.items())]
+    if getattr(config, "init", None):
+        parts.append(f"--init {relative(config.init)}")
+    if getattr(config, "teacher", None):
+        parts += [f"--teacher {relative(config.teacher)}",
+                  f"--distill-weight {config.distill_weight:g}",
+                  f"--distill-temperature {config.distill_temperature:g}"]
     parts.append(f"--seed {config.seed}")
     return " ".join(parts)
 
