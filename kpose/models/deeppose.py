@@ -93,7 +93,7 @@ def build_deeppose(
         head: ``"fc"`` (the paper's: flatten, two fully connected ReLU layers of
             ``4096 * width`` with dropout, a linear ``2K`` output) or ``"pool"`` (global
             average pooling of the backbone's features, dropout, the linear ``2K``
-            output).
+            output, initialised to zero: every joint starts at the crop's centre).
         loss: ``"l2"`` (the paper's squared distance) or ``"l1"``
             (:class:`~kpose.losses.CoordinateL1Loss`).
         batchnorm: BatchNorm after every AlexNet convolution's ReLU (seed 003), and after
@@ -133,7 +133,10 @@ def build_deeppose(
                         dropout=dropout, width=width, weights=backbone_weights, depth=depth,
                         head=head)
     joints = skeleton.num_joints
-    keypoints = _coordinates(hidden, joints, "keypoints")
+    # The pooled head starts at the crop's centre for every joint: with a zero output
+    # layer the first steps train the head alone and send no random gradient into a
+    # backbone that --init brought in trained.
+    keypoints = _coordinates(hidden, joints, "keypoints", zero_init=head == "pool")
     outputs = keypoints
     if with_visibility:
         logits = keras.layers.Dense(joints, name="visibility_logits")(hidden)
