@@ -142,3 +142,35 @@ def test_evaluate_reports_every_stage_of_a_cascade(people):
         pck(final["k"], truth, COCO_17, alpha=0.2).value)
     assert report["stages"]["stage_3"]["PCK@0.2"] == pytest.approx(
         report["final"]["PCK@0.2"]["value"])
+
+
+def test_a_deeppose_run_starts_from_a_deeppose_cascade_stage_by_stage(tmp_path, capsys):
+    """``--init CASCADE.keras``: the new cascade is built as the old one (stage count,
+    backbone, head, crop and cascade sizes), and each stage starts from its counterpart,
+    output layer included."""
+    stage1 = build_deeppose(COCO_17, input_size=64, head="pool", loss="l1", **RESNET)
+    refiner = build_deeppose_refiner(COCO_17, crop_size=32, head="pool", loss="l1",
+                                     **RESNET)
+    for model in (stage1, refiner):
+        dense = model.layers[-3]
+        dense.kernel.assign(np.full(dense.kernel.shape, 0.01, "float32"))
+    cascade = build_deeppose_cascade(stage1, [refiner], sigma=1.0, skeleton=COCO_17,
+                                     input_size=96)
+    path = tmp_path / "cascade.keras"
+    cascade.save(path)
+    out = tmp_path / "run"
+    status = main(["train", "--init", str(path), "--data", "synthetic:6:9", "--out",
+                   str(out), "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4",
+                   "--strategy", "default", "--lr", "1e-9"])
+    assert status == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "stage 1: init from" in printed and "stage 2: init from" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model"], config["stages"], config["input_size"]) == ("deeppose", 2, 64)
+    assert config["model_options"] | {"head": "pool", "loss": "l1", "crop_size": 32,
+                                      "cascade_input_size": 96} == config["model_options"]
+    grown = load_model(out / "model.keras")
+    for stage, dense in (("stage_1_regressor", "keypoints_dense"),
+                         ("stage_2_refiner", "displacements_dense")):
+        kernel = grown.get_layer(stage).get_layer(dense).kernel.numpy()
+        np.testing.assert_allclose(kernel, 0.01, atol=1e-6)

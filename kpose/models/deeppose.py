@@ -174,8 +174,8 @@ def build_deeppose_refiner(
     Args:
         skeleton: the joints; needs two distinct ``torso`` joints (the box side).
         crop_size: side of the square crops in pixels (the paper: 220).
-        backbone, depth, head, loss, batchnorm, dropout, width, backbone_weights,
-            learning_rate: as in :func:`build_deeppose`.
+        backbone, depth, head, loss, batchnorm, dropout, width: as in
+            :func:`build_deeppose`; so are ``backbone_weights`` and ``learning_rate``.
         name: the model's name (refiners in one cascade get their own names anyway).
 
     Returns:

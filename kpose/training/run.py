@@ -256,7 +256,10 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
     that backbone, so its weights can transfer."""
     info = describe(source)
     card = dict(info.options or {})
-    size = info.input_size[0] if info.input_size[0] == info.input_size[1] else None
+    input_hw = tuple(info.input_size)
+    if info.family == "deeppose" and "refiners" in card:
+        card, input_hw = _cascade_architecture(source, card, input_hw)
+    size = input_hw[0] if input_hw[0] == input_hw[1] else None
     if model not in (None, info.family):
         shared = dict(options)
         if backbone is None and card.get("backbone") in FAMILY_BACKBONES.get(model, ()):
@@ -273,6 +276,23 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
                if k not in ("stages", "stacks", "width", "backbone", INIT_KEY)}
     return (info.family, input_size if input_size is not None else size, stages, width,
             backbone, {**builder, **options})
+
+
+def _cascade_architecture(cascade: keras.Model, card: dict,
+                          input_hw: tuple[int, int]) -> tuple[dict, tuple[int, int]]:
+    """A DeepPose cascade's builder options and stage 1's input size: its stage 1's card
+    (backbone, width, head ...), its stage count, and where they differ from stage 1's,
+    the size of the image the refiners cut from and their crop size."""
+    parts = {layer.name: layer for layer in cascade.layers if isinstance(layer, keras.Model)}
+    first = describe(parts["stage_1_regressor"])
+    built = {k: v for k, v in (first.options or {}).items() if k != INIT_KEY}
+    built["stages"] = int(card["refiners"]) + 1
+    if tuple(first.input_size) != input_hw and input_hw[0] == input_hw[1]:
+        built["cascade_input_size"] = int(input_hw[0])
+    refiner = parts.get("stage_2_refiner")
+    if refiner is not None:
+        built["crop_size"] = int(refiner.inputs[0].shape[1])
+    return built, tuple(first.input_size)
 
 
 def _model_name(given, argument: str) -> str | None:
