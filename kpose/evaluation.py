@@ -76,15 +76,16 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
     if skip_corrupt:
         records = drop_unreadable(records, skip=True)
     input_size = input_size_of(model)
-    if isinstance(model, keras.Model) and stage_outputs(model) \
-            and describe(model).codec.kind == "belief_maps":
+    belief_maps = isinstance(model, keras.Model) and bool(stage_outputs(model)) \
+        and describe(model).codec.kind == "belief_maps"
+    if flip and not belief_maps:
+        raise ValueError("flip averages belief maps; it applies to Keras belief-map "
+                         "models (CPM, SimpleBaselines, hourglass) only")
+    if belief_maps:
         stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
                                          batch_size=batch_size, flip=flip, progress=progress)
         last = stages[stage_outputs(model)[-1]]
     elif isinstance(model, keras.Model) and _is_deeppose(model):
-        if flip:
-            raise ValueError("flip averages belief maps; it applies to Keras belief-map "
-                             "models (CPM, SimpleBaselines, hourglass) only")
         check_model_skeleton(describe(model).skeleton, skeleton)
         stages = predict_record_keypoints(
             build_deeppose_stage_keypoints(model), records, skeleton, input_size=input_size,
@@ -93,9 +94,6 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
             margin=crop_margin(model), progress=progress)
         last = stages[max(stages, key=_stage_number)]
     else:  # a keypoint model or an exported file
-        if flip:
-            raise ValueError("flip averages belief maps; it applies to Keras belief-map "
-                             "models (CPM, SimpleBaselines, hourglass) only")
         keypoint_model = inference_model(model)
         check_model_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
                              else describe(keypoint_model).skeleton, skeleton)

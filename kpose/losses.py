@@ -72,11 +72,7 @@ class CoordinateL2Loss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        _check_coordinate_shapes(y_true, y_pred)
-        y_true = ops.cast(y_true, "float32")
-        weight = y_true[..., 2]
-        squared = ops.sum(ops.square(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
-        return ops.sum(weight * squared, axis=-1)
+        return _weighted_joint_sum(y_true, y_pred, ops.square)
 
 
 @keras.saving.register_keras_serializable(package="kpose")
@@ -93,11 +89,16 @@ class CoordinateL1Loss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        _check_coordinate_shapes(y_true, y_pred)
-        y_true = ops.cast(y_true, "float32")
-        weight = y_true[..., 2]
-        absolute = ops.sum(ops.abs(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
-        return ops.sum(weight * absolute, axis=-1)
+        return _weighted_joint_sum(y_true, y_pred, ops.abs)
+
+
+def _weighted_joint_sum(y_true, y_pred, penalty):
+    """Per sample ``sum_k w_k * sum over x, y of penalty(y_pred - y_true)``, in float32,
+    after :func:`_check_coordinate_shapes`."""
+    _check_coordinate_shapes(y_true, y_pred)
+    y_true = ops.cast(y_true, "float32")
+    per_joint = ops.sum(penalty(ops.cast(y_pred, "float32") - y_true[..., :2]), axis=-1)
+    return ops.sum(y_true[..., 2] * per_joint, axis=-1)
 
 
 def _check_coordinate_shapes(y_true, y_pred) -> None:
