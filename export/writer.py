@@ -151,7 +151,8 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
         result = _write(pose, images, staging, graph=graph, tflite=tflite, onnx=onnx,
                         quantize=quantize, edgetpu=edgetpu, io_type=io_type, opset=opset,
                         outputs=outputs, decoder=chosen if pose.heatmaps and
-                        not raw_outputs else None, latency_runs=latency_runs)
+                        not raw_outputs else None, latency_runs=latency_runs,
+                        progress=verbose)
         _move_into_place(staging, out)
     finally:
         if staging.exists():
@@ -164,8 +165,9 @@ def export_model(model, out, *, tflite: bool = True, quantize: str = "none",
 
 
 def _write(pose, images, folder: Path, *, graph, tflite, onnx, quantize, edgetpu, io_type,
-           opset, outputs, decoder, latency_runs) -> ExportResult:
-    """Convert, describe, verify; every file goes into ``folder``."""
+           opset, outputs, decoder, latency_runs, progress=False) -> ExportResult:
+    """Convert, describe, verify; every file goes into ``folder`` (``progress``: a bar
+    over the int8 calibration images)."""
     from export.edgetpu import check_edgetpu
     from export.metadata import dumps, embed_metadata, file_entry, model_document
     from export.onnx_export import convert_onnx
@@ -186,7 +188,8 @@ def _write(pose, images, folder: Path, *, graph, tflite, onnx, quantize, edgetpu
         converted_graph = graph("fraction", for_edgetpu=edgetpu, subpixel=True) \
             if int8 else tflite_graph
         model = convert_tflite(converted_graph, pose.input_size, quantization=quantize,
-                               representative=images.representative if int8 else None,
+                               representative=_calibration(images, progress) if int8
+                               else None,
                                io_type=io_type)
         details = _litert_details(model)
         extra = {}
@@ -251,6 +254,25 @@ def _write(pose, images, folder: Path, *, graph, tflite, onnx, quantize, edgetpu
         printed += "\nFAILED: " + "; ".join(failed)
     return ExportResult(folder, [folder / name for name in converted], document, report,
                         printed, failed)
+
+
+def _calibration(images, progress: bool):
+    """``images.representative``, with a progress bar over its images when ``progress``:
+    the converter runs the float model on every one of them, which takes minutes for a
+    large model and many samples."""
+    if not progress:
+        return images.representative
+
+    def representative():
+        from keras.utils import Progbar
+
+        print("calibrating int8 ranges:")
+        bar = Progbar(len(images.calibration), unit_name="image")
+        for image in images.representative():
+            yield image
+            bar.add(1)
+
+    return representative
 
 
 def _taylor_pck(pose, images) -> float:

@@ -16,6 +16,7 @@ from PIL import Image
 from kpose.cli import main
 from kpose.data import write_synthetic_dataset
 from kpose.training import train
+from kpose.training.run_lock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,11 +64,11 @@ def test_evaluate_json_needs_overwrite_to_replace_a_report(run, tmp_path, capsys
     assert report.read_text().startswith("{")
 
 
-def test_ctrl_c_stops_training_with_one_line_and_resume_continues(tmp_path):
+def test_a_second_run_is_refused_and_ctrl_c_stops_the_first_with_one_line(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "kpose", "train", "--model", "simplebaseline",
                "--backbone", "mobilenetv2", "--data", "synthetic:8:4", "--out", str(out),
-               "--input-size", "64", "--width", "0.25", "--epochs", "200",
+               "--input-size", "64", "--width", "0.25", "--epochs", "5000",
                "--steps-per-epoch", "2", "--batch-size", "2", "--strategy", "default"]
     environment = {**os.environ, "KPOSE_CACHE": str(tmp_path / "cache"),
                    "PYTHONPATH": str(REPO)}
@@ -80,6 +81,19 @@ def test_ctrl_c_stops_training_with_one_line_and_resume_continues(tmp_path):
     while not state.is_file() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state.is_file(), child.communicate(timeout=60)
+    # A second run into the folder the first is writing is refused, naming the first,
+    # and changes none of its files.
+    lock = (out / LOCK_NAME).read_text()
+    config = (out / "config.json").read_bytes()
+    second = subprocess.run(command, capture_output=True, text=True, env=environment,
+                            timeout=240)
+    assert child.poll() is None, "the first run ended before the second one was refused"
+    assert second.returncode == 1, second.stderr[-2000:]
+    refused = [line for line in second.stderr.splitlines() if line.startswith("kpose")]
+    assert len(refused) == 1 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert f"being written by another run (process {child.pid} on" in refused[0]
+    assert (out / LOCK_NAME).read_text() == lock
+    assert (out / "config.json").read_bytes() == config
     child.send_signal(signal.SIGINT)
     _, error = child.communicate(timeout=120)
     assert child.returncode == 130, error[-2000:]
@@ -87,7 +101,7 @@ def test_ctrl_c_stops_training_with_one_line_and_resume_continues(tmp_path):
     assert len(ours) == 1 and "Traceback" not in error, error[-2000:]
     assert "interrupted after epoch" in ours[0] and "--resume" in ours[0]
     epoch = int(ours[0].split("after epoch ")[1].split(";")[0])
-    assert 1 <= epoch < 200
+    assert 1 <= epoch < 5000
     resumed = subprocess.run([*command[:command.index("--epochs") + 1], str(epoch + 1),
                               *command[command.index("--epochs") + 2:], "--resume"],
                              capture_output=True, text=True, env=environment, timeout=240)
