@@ -306,7 +306,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     overlays = _overlay_names(args.images, args.out) if args.out else []
     for path in overlays:
         _check_output_file(path, "--out", overwrite=args.overwrite, inputs=args.images)
-    keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box)
+    keypoints = predict(inference_model(model), [str(p) for p in args.images], args.box,
+                        progress=True)
     output = [{"image": str(path), "keypoints": [
         {"joint": name, "x": float(x), "y": float(y), "score": float(score)}
         for name, (x, y, score) in zip(skeleton.joint_names, found)]}

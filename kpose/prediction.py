@@ -21,10 +21,13 @@ __all__ = ["predict", "inference_model", "input_size_of", "crop_margin", "load_i
 
 # Exported model files that kpose runs directly.
 EXPORTED = (".tflite", ".onnx")
+# predict(progress=True) shows a bar from this many images on.
+PROGRESS_FROM = 32
 
 
 def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
-            margin: float | None = None, batch_size: int = 16) -> np.ndarray:
+            margin: float | None = None, batch_size: int = 16,
+            progress: bool = False) -> np.ndarray:
     """Keypoints of one person per image, in that image's pixels.
 
     Args:
@@ -37,6 +40,8 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
         margin: box enlargement before the crop; ``None``: the model's own (its card's;
             1.25 for an exported file).
         batch_size: crops per model call.
+        progress: a progress bar on stderr (stdout may carry the keypoints) for more
+            than :data:`PROGRESS_FROM` images.
 
     Returns:
         ``(N, K, 3)`` float32 ``(x, y, score)`` in image pixels.
@@ -52,6 +57,7 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
         raise ValueError(f"got {len(arrays)} images but {len(boxes)} boxes")
     boxes = [_box(box, i, arrays[i].shape[:2]) for i, box in enumerate(boxes)]
     results = []
+    bar = _stderr_bar(len(arrays)) if progress and len(arrays) > PROGRESS_FROM else None
     for start in range(0, len(arrays), batch_size):
         chunk = range(start, min(start + batch_size, len(arrays)))
         matrices = [crop_matrix(boxes[i], (height, width), margin) for i in chunk]
@@ -59,7 +65,27 @@ def predict(model_or_path, images: Sequence, boxes: Sequence | None = None, *,
                           for i, m in zip(chunk, matrices)])
         keypoints = np.asarray(model(crops, training=False))
         results.append(keypoints_to_image(keypoints, np.stack(matrices)))
+        if bar is not None:
+            bar(len(chunk))
     return np.concatenate(results).astype(np.float32)
+
+
+def _stderr_bar(total: int):
+    """A Keras progress bar over ``total`` images that writes to stderr; returns its
+    ``add(count)``."""
+    import contextlib
+    import sys
+
+    from keras.utils import Progbar
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bar = Progbar(total, unit_name="image")
+
+    def add(count: int) -> None:
+        with contextlib.redirect_stdout(sys.stderr):
+            bar.add(count)
+
+    return add
 
 
 def inference_model(model_or_path):

@@ -300,6 +300,9 @@ CASES = [
      "--latency-runs", "-1", "--out", str(w["root"] / "new")], "--latency-runs"),
     ("export-no-verify-samples", "kpose-export", lambda w: [str(w["run"]), "--tflite",
      "--verify-samples", "0", "--out", str(w["root"] / "new")], "--verify-samples"),
+    # A folder that cannot be written (a read-only one is not, for root: a file is).
+    ("export-out-under-a-file", "kpose-export", lambda w: [str(w["run"]), "--tflite",
+     "--out", str(w["coco"] / "export")], "is not a writable folder"),
     ("export-unknown-pretrained", "kpose-export", lambda w: ["pretrained:nope", "--tflite",
      "--out",
      str(w["root"] / "new")], "no shipped model named 'nope'"),

@@ -52,6 +52,20 @@ def test_two_images_of_one_name_get_two_overlays(run, tmp_path, capsys):
     assert (overlays / "x_pose.png").read_bytes() == first  # the same model, the same image
 
 
+def test_predict_of_many_images_shows_progress_on_stderr_and_keeps_stdout_json(
+        run, capsys):
+    import json
+
+    from kpose.prediction import PROGRESS_FROM
+
+    out, image = run
+    images = [str(image)] * (PROGRESS_FROM + 1)
+    assert main(["predict", str(out), *images]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == len(images)  # nothing but the keypoints
+    assert f"{len(images)}/{len(images)}" in captured.err
+
+
 def test_evaluate_json_needs_overwrite_to_replace_a_report(run, tmp_path, capsys):
     out, image = run
     data = f"coco:{image.parents[1] / 'person_keypoints.json'}"
