@@ -147,7 +147,7 @@ RESNET_BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 
 def resnet_features(input_size: tuple[int, int], *, depth: int = 18, width: float = 1.0,
-                    name: str = "resnet") -> keras.Model:
+                    name: str = "resnet", channels: int = 3) -> keras.Model:
     """A small ResNet of basic blocks (ResNet-10/18/34) without its classifier.
 
     Stem: 7 x 7 convolution at stride 2 and a 3 x 3 max pool (stride 4); then four stages
@@ -160,25 +160,27 @@ def resnet_features(input_size: tuple[int, int], *, depth: int = 18, width: floa
         depth: 10, 18 or 34.
         width: channel multiplier (at least 8 channels per layer).
         name: the sub-model's name.
+        channels: input channels: 3 for images; more when other maps ride along (IEF's
+            rendered joints).
 
     Returns:
-        A model ``(B, H, W, 3)`` (images scaled to about [-1, 1]) ->
+        A model ``(B, H, W, channels)`` (images scaled to about [-1, 1]) ->
         ``(B, H / 32, W / 32, 512 * width)``.
     """
     if depth not in RESNET_BLOCKS:
         raise ValueError(f"resnet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
     if not width > 0:
         raise ValueError(f"width must be positive, got {width}")
-    image = keras.Input((*input_size, 3), name=f"{name}_input")
+    image = keras.Input((*input_size, int(channels)), name=f"{name}_input")
 
-    def channels(base):
+    def filters(base):
         return max(8, int(round(base * width)))
 
-    x = conv_bn_relu(image, channels(64), 7, strides=2, name=f"{name}_stem")
+    x = conv_bn_relu(image, filters(64), 7, strides=2, name=f"{name}_stem")
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
     for stage, blocks in enumerate(RESNET_BLOCKS[depth]):
         for block in range(blocks):
-            x = residual_block(x, channels(64 * 2**stage),
+            x = residual_block(x, filters(64 * 2**stage),
                                strides=2 if stage > 0 and block == 0 else 1,
                                name=f"{name}_stage{stage + 1}_block{block + 1}")
     return keras.Model(image, x, name=name)

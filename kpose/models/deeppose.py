@@ -39,6 +39,7 @@ from kpose.losses import CoordinateL1Loss, CoordinateL2Loss, VisibilityLoss
 from kpose.models.backbones import (MOBILENETV2_ALPHAS, RESNET_BLOCKS, alexnet_features,
                                     mobilenetv2_features, resnet50_features, resnet_features)
 from kpose.models.card import ModelInfo, attach_card, describe
+from kpose.models.ief import ITERATION_PREFIX, feedback_iterations
 from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
                                  RefineJoints, ResizeImages)
 from kpose.skeletons import Skeleton, get_skeleton
@@ -76,8 +77,12 @@ def build_deeppose(
     backbone_weights: str | None = None,
     margin: float = 1.25,
     learning_rate: float | None = 1e-4,
+    iterations: int = 1,
+    max_step: float = 0.1,
+    feedback_sigma: float | None = None,
 ) -> keras.Model:
-    """Build (and compile) DeepPose's stage-1 regressor.
+    """Build (and compile) DeepPose's stage-1 regressor, or with ``iterations > 1`` an
+    Iterative Error Feedback regressor (:mod:`kpose.models.ief`).
 
     Args:
         skeleton: the joints to regress.
@@ -113,22 +118,48 @@ def build_deeppose(
         margin: the person box's enlargement for the top-down crop (model card).
         learning_rate: compile with Adam at this rate (:func:`compile_deeppose`);
             ``None`` returns the model uncompiled.
+        iterations: ``T``; above 1 the model is IEF: one ResNet (``backbone="resnet"``,
+            ``head="pool"``) reads the image with the current estimate drawn on it and
+            corrects the estimate ``T`` times, from a learnt mean pose.
+        max_step: IEF's largest correction per coordinate and iteration, in normalised
+            units (0.1: a tenth of the input side).
+        feedback_sigma: IEF's drawn joints' standard deviation in input pixels (default:
+            the input height / 32).
 
     Returns:
         A functional ``keras.Model`` named ``deeppose``: input ``image`` ``(B, H, W, 3)``
         float32 RGB 0..255; output ``keypoints`` ``(B, K, 2)`` float32 normalised
         coordinates (about [-0.5, 0.5] inside the image), or with ``with_visibility`` a
-        dict of ``keypoints`` and ``visibility`` ``(B, K)`` float32 logits.
+        dict of ``keypoints`` and ``visibility`` ``(B, K)`` float32 logits. An IEF model
+        outputs a dict: ``keypoints`` (the last iteration) and ``iteration_1`` ...
+        ``iteration_{T-1}``, each trained towards the truth.
     """
     skeleton = get_skeleton(skeleton)
     size = input_size_hw(input_size, "input_size", minimum=2)
     _check_head_arguments(backbone, dropout, width, with_visibility, depth, head, loss)
+    feedback = _check_feedback(iterations, max_step, feedback_sigma, backbone=backbone,
+                               head=head, with_visibility=with_visibility)
     options = {"backbone": backbone, "width": width, "with_visibility": with_visibility,
                "head": head, "loss": loss}
     if backbone == "resnet":
         options["depth"] = depth
+    if feedback:
+        options.update(iterations=int(iterations), max_step=float(max_step))
     info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, float(margin), options)
     image = keras.Input((*size, 3), name="image")
+    if feedback:
+        scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(attach_card(image, info))
+        steps = feedback_iterations(
+            scaled, skeleton.num_joints, iterations=int(iterations), max_step=float(max_step),
+            sigma=float(feedback_sigma or size[0] / 32), depth=depth, width=width,
+            dropout=dropout)
+        outputs = {f"{ITERATION_PREFIX}{t}": keras.layers.Identity(
+            name=f"{ITERATION_PREFIX}{t}")(y) for t, y in enumerate(steps[:-1], start=1)}
+        outputs["keypoints"] = keras.layers.Identity(name="keypoints")(steps[-1])
+        model = keras.Model(image, outputs, name="deeppose")
+        if learning_rate is not None:
+            compile_deeppose(model, learning_rate=learning_rate, loss=loss)
+        return model
     hidden = _regressor(attach_card(image, info), backbone=backbone, batchnorm=batchnorm,
                         dropout=dropout, width=width, weights=backbone_weights, depth=depth,
                         head=head)
@@ -213,7 +244,9 @@ def compile_deeppose(model: keras.Model, *, learning_rate: float = 1e-4, optimiz
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
     coordinate_loss = LOSSES[loss]()
     names = list(model.output_names)
-    if "visibility" in names:
+    if any(name.startswith(ITERATION_PREFIX) for name in names):  # IEF: every iteration
+        losses = {name: LOSSES[loss]() for name in names}
+    elif "visibility" in names:
         coordinates = next(n for n in names if n != "visibility")
         losses = {coordinates: coordinate_loss, "visibility": VisibilityLoss()}
         compile_kwargs.setdefault("loss_weights",
@@ -368,7 +401,8 @@ def build_deeppose_stage_keypoints(model: keras.Model) -> keras.Model:
     It reads the stages from the cascade's own graph (stage 1's joints feed the first
     refinement's update; stage ``s`` is the output of ``stage_s_update``), so the
     weights are the cascade's and nothing is rebuilt. A stage-1 model gives ``stage_1``
-    only. The score is as in :func:`build_deeppose_inference`.
+    only; an IEF model its iterations ``iteration_1`` ... ``iteration_{T-1}`` and the
+    last as ``stage_1``. The score is as in :func:`build_deeppose_inference`.
 
     Args:
         model: a model from :func:`build_deeppose_cascade` or :func:`build_deeppose`.
@@ -376,6 +410,13 @@ def build_deeppose_stage_keypoints(model: keras.Model) -> keras.Model:
     output = model.output
     visibility = output.get("visibility") if isinstance(output, dict) else None
     last = output["keypoints"] if isinstance(output, dict) else output
+    if isinstance(output, dict) and any(k.startswith(ITERATION_PREFIX) for k in output):
+        # IEF: iteration_1 .. iteration_{T-1}, then the last iteration as stage_1.
+        size = tuple(model.inputs[0].shape[1:3])
+        decoded = {name: NormalisedToPixels(size, name=f"{name}_pixels")(joints)
+                   for name, joints in output.items() if name.startswith(ITERATION_PREFIX)}
+        decoded["stage_1"] = NormalisedToPixels(size, name="stage_1_pixels")(last)
+        return keras.Model(model.inputs, decoded, name="deeppose_stage_keypoints")
     names = [layer.name for layer in model.layers]
     updates = sorted((int(name.split("_")[1]), name) for name in names
                      if name.startswith("stage_") and name.endswith("_update"))
@@ -505,6 +546,31 @@ def _check_refiner(refiner, index: int, skeleton: Skeleton, argument: str | None
         raise ValueError(f"{where} must output displacements {expected} for skeleton "
                          f"{skeleton.name!r}, got {[tuple(o.shape) for o in outputs]}")
     return int(shapes[0][1])
+
+
+def _check_feedback(iterations, max_step, sigma, *, backbone: str, head: str,
+                    with_visibility: bool) -> bool:
+    """Check IEF's arguments; ``True`` when the model iterates (``iterations > 1``)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
+            or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if iterations == 1:
+        return False
+    if backbone != "resnet" or head != "pool":
+        raise ValueError(f"iterations > 1 (Iterative Error Feedback) runs on backbone "
+                         f"'resnet' with head 'pool'; got backbone {backbone!r}, head "
+                         f"{head!r} (--backbone resnet --option head=pool)")
+    if with_visibility:
+        raise ValueError("iterations > 1 (Iterative Error Feedback) has no visibility output")
+    if isinstance(max_step, bool) or not isinstance(max_step, numbers.Real) \
+            or not 0 < max_step <= 1:
+        raise ValueError(f"max_step must be in (0, 1] (a fraction of the input side), got "
+                         f"{max_step!r}")
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, numbers.Real)
+                              or not math.isfinite(sigma) or sigma <= 0):
+        raise ValueError(f"feedback_sigma must be a positive number of input pixels, got "
+                         f"{sigma!r}")
+    return True
 
 
 def _check_head_arguments(backbone: str, dropout: float, width: float, with_visibility,

@@ -5,7 +5,11 @@ then its own path (``resnet/resnet_stem_conv/kernel``, ``stage_1_maps/bias``). T
 of one family and options share every path; a SimpleBaselines model and a CPM on the same
 MobileNetV2 share the backbone's.
 
-A weight of the target whose path exists in the source with the same shape is copied.
+A weight of the target whose path exists in the source with the same shape is copied. A
+convolution kernel that reads more input channels than its source (IEF's first
+convolution reads the image and ``K`` drawn joints) gets the source's kernel on the
+channels they share and zeros on the others, so it computes what the source did until
+training teaches it the new channels.
 The belief-map heads (layers ``stage_N_maps``: one output channel per joint, plus the
 CPM's background map) are copied channel by channel where the two skeletons name a joint
 alike (by exact name: COCO's 17 joints and
@@ -37,6 +41,7 @@ class TransferReport:
     source: str
     copied: list[str] = field(default_factory=list)
     per_joint: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)
     joints_copied: list[str] = field(default_factory=list)
     joints_fresh: list[str] = field(default_factory=list)
@@ -49,6 +54,9 @@ class TransferReport:
         lines = [f"init from {self.source}: copied {len(self.copied)} weights whole and "
                  f"{len(self.per_joint)} per joint ({100 * share:.1f} % of the values); "
                  f"{len(self.fresh)} start fresh"]
+        if self.widened:
+            lines.append(f"  more input channels, copied on the shared ones and zero on "
+                         f"the others: {', '.join(self.widened)}")
         if self.per_joint:
             lines.append(f"  joints copied: {', '.join(self.joints_copied) or 'none'}")
             lines.append(f"  joints fresh: {', '.join(self.joints_fresh) or 'none'}")
@@ -110,6 +118,12 @@ def transfer_weights(source: keras.Model, target: keras.Model, *,
             variable.assign(value)
             report.per_joint.append(path)
             report.values_copied += size * len(mapping) // variable.shape[-1]
+        elif match is not None and _widens(match.shape, variable.shape):
+            value = np.zeros(variable.shape, keras.ops.convert_to_numpy(variable.value).dtype)
+            value[..., :match.shape[-2], :] = keras.ops.convert_to_numpy(match.value)
+            variable.assign(value)
+            report.widened.append(path)
+            report.values_copied += int(np.prod(match.shape))
         else:
             report.fresh.append(path)
     if not report.copied:  # a head alone, on features it never saw, is worth nothing
@@ -132,6 +146,13 @@ def record_init(model: keras.Model, source: keras.Model, source_name: str) -> No
     grown["options"] = {k: v for k, v in grown["options"].items() if k != INIT_KEY}
     card.info = dataclasses.replace(card.info, options={
         **(card.info.options or {}), INIT_KEY: {"model": source_name, "card": grown}})
+
+
+def _widens(old, new) -> bool:
+    """A convolution kernel ``(kh, kw, C_in, C_out)`` that reads more input channels."""
+    old, new = tuple(old), tuple(new)
+    return len(old) == len(new) == 4 and old[:2] == new[:2] and old[3] == new[3] \
+        and new[2] > old[2]
 
 
 def _is_head(path: str) -> bool:

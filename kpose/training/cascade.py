@@ -29,6 +29,7 @@ from kpose.data.specs import LoadedData
 from kpose.data.transforms import check_sigma, check_torso, input_size_hw
 from kpose.files import atomic_path
 from kpose.models.deeppose import build_deeppose, build_deeppose_cascade, build_deeppose_refiner
+from kpose.models.ief import ITERATION_PREFIX
 from kpose.models.transfer import record_init, transfer_weights
 from kpose.skeletons import Skeleton, get_skeleton
 from kpose.training.callbacks import EpochSeeds, RunCheckpoint, ValidationPDJ
@@ -61,6 +62,8 @@ class CascadeRecipe:
         crop_size: refiner input side in pixels.
         backbone, depth, head, loss, width, batchnorm, dropout, with_visibility: as in
             :func:`build_deeppose`.
+        iterations, max_step, feedback_sigma: stage 1 as Iterative Error Feedback
+            (:func:`build_deeppose`, ``iterations > 1``; then the only stage).
         batch_size: images (stage 1) or crops (refiners) per step, over all replicas.
         crops_per_sample: refiner crops drawn per training image per pass.
         seed: seeds weights (stage 1: ``seed``, stage ``s``: ``seed + s``), data and
@@ -81,6 +84,9 @@ class CascadeRecipe:
     batchnorm: bool = True
     dropout: float = 0.6
     with_visibility: bool = False
+    iterations: int = 1
+    max_step: float = 0.1
+    feedback_sigma: float | None = None
     batch_size: int = 32
     crops_per_sample: int = 40
     seed: int = 0
@@ -96,6 +102,10 @@ class CascadeRecipe:
         if stages > 1:
             check_torso(skeleton)
             check_sigma(sigma)
+        if stages > 1 and settings.get("iterations", 1) != 1:
+            raise ValueError(f"iterations > 1 (Iterative Error Feedback) corrects its own "
+                             f"estimate instead of a cascade's refiners: use stages=1, got "
+                             f"stages={stages}")
         size = input_size_hw(input_size, "input_size", minimum=2)
         cascade_size = size if cascade_input_size is None else input_size_hw(
             cascade_input_size, "cascade_input_size", minimum=2)
@@ -117,7 +127,9 @@ class CascadeRecipe:
                                   backbone=self.backbone, depth=self.depth, head=self.head,
                                   loss=self.loss, batchnorm=self.batchnorm,
                                   dropout=self.dropout, with_visibility=self.with_visibility,
-                                  width=self.width, learning_rate=learning_rate)
+                                  width=self.width, learning_rate=learning_rate,
+                                  iterations=self.iterations, max_step=self.max_step,
+                                  feedback_sigma=self.feedback_sigma)
         return build_deeppose_refiner(self.skeleton, crop_size=self.crop_size,
                                       backbone=self.backbone, depth=self.depth,
                                       head=self.head, loss=self.loss,
@@ -149,6 +161,10 @@ class CascadeRecipe:
                                 target="coords", training=True, batch_size=self.batch_size,
                                 seed=self.seed, repeat=True,
                                 start=skip_batches * self.batch_size)
+            if self.iterations > 1:  # IEF: every iteration towards the truth
+                names = [f"{ITERATION_PREFIX}{t}" for t in range(1, self.iterations)]
+                return data.map(lambda images, targets: (
+                    images, {**{name: targets for name in names}, "keypoints": targets}))
             return data.map(with_visibility_targets) if self.with_visibility else data
         crops = refiner_dataset(records, self.skeleton, errors, sigma=self.sigma,
                                 input_size=self.cascade_size, crop_size=self.crop_size,
@@ -202,6 +218,9 @@ def train_deeppose_cascade(
     batchnorm: bool = True,
     dropout: float = 0.6,
     with_visibility: bool = False,
+    iterations: int = 1,
+    max_step: float = 0.1,
+    feedback_sigma: float | None = None,
     steps: int | Sequence[int] = 1000,
     batch_size: int = 32,
     crops_per_sample: int = 40,
@@ -231,6 +250,8 @@ def train_deeppose_cascade(
         crop_size: refiner input side (default: stage 1's input height).
         backbone, depth, head, loss, width, batchnorm, dropout, with_visibility: as in
             :func:`build_deeppose` (the refiners share them, without visibility).
+        iterations, max_step, feedback_sigma: ``iterations > 1`` makes stage 1 (then the
+            only stage) Iterative Error Feedback (:func:`build_deeppose`).
         steps: training steps per stage, one number for all or one per stage.
         batch_size: images (stage 1) or crops (refiners) per step.
         crops_per_sample: refiner crops drawn per training image per pass.
@@ -251,6 +272,8 @@ def train_deeppose_cascade(
                                   backbone=backbone, depth=depth, head=head, loss=loss,
                                   width=width, batchnorm=batchnorm,
                                   dropout=dropout, with_visibility=with_visibility,
+                                  iterations=iterations, max_step=max_step,
+                                  feedback_sigma=feedback_sigma,
                                   batch_size=batch_size, crops_per_sample=crops_per_sample,
                                   seed=seed)
     stage_steps = _steps_per_stage(steps, recipe.stages)
@@ -368,7 +391,9 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
         with atomic_path(stages_dir / stage_file_name(stage)) as temporary:
             network.save(temporary)
         models.append(network)
-    cascade = recipe.cascade(models[0], models[1:])
+    # An IEF regressor is the whole model, and keeps its iterations' outputs for
+    # evaluation; a cascade of one stage would pass on only the last.
+    cascade = models[0] if recipe.iterations > 1 else recipe.cascade(models[0], models[1:])
     if init is not None:
         record_init(cascade, init, init_name or init.name)
     with atomic_path(out_dir / "model.keras") as temporary:

@@ -259,6 +259,8 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
     input_hw = tuple(info.input_size)
     if info.family == "deeppose" and "refiners" in card:
         card, input_hw = _cascade_architecture(source, card, input_hw)
+    elif info.family == "deeppose" and card.get("iterations", 1) > 1:
+        card["stages"] = 1  # an IEF regressor is a whole model of one stage
     size = input_hw[0] if input_hw[0] == input_hw[1] else None
     if model not in (None, info.family):
         shared = dict(options)
