@@ -84,6 +84,34 @@ def test_another_skeleton_keeps_the_backbone_and_the_shared_joints(lsp_model):
     assert "joints fresh: nose, left_eye" in summary
 
 
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_a_regressor_for_another_skeleton_keeps_the_shared_joints_coordinates(iterations):
+    from kpose.models import build_deeppose
+
+    options = dict(backbone="resnet", depth=10, width=0.125, head="pool", input_size=64,
+                   iterations=iterations, learning_rate=None)
+    source = build_deeppose(LSP_14, **options)
+    head = "correction_dense" if iterations > 1 else "keypoints_dense"
+    rng = np.random.default_rng(0)
+    for variable in source.get_layer(head).weights:  # a trained head: no zeros
+        variable.assign(rng.normal(size=variable.shape).astype("float32"))
+    target = build_deeppose(COCO_17, **options)
+    report = transfer_weights(source, target, source_name="lsp")
+    per_joint = [f"{head}/kernel", f"{head}/bias"] + (
+        ["initial_pose/pose"] if iterations > 1 else [])
+    assert sorted(report.per_joint) == sorted(per_joint)
+    assert report.joints_fresh == ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    old = np.asarray(source.get_layer(head).kernel)
+    new = np.asarray(target.get_layer(head).kernel)
+    for j, joint in enumerate(COCO_17.joint_names):
+        units = new[:, 2 * j:2 * j + 2]
+        if joint in LSP_14.joint_names:
+            i = LSP_14.joint_names.index(joint)
+            np.testing.assert_array_equal(units, old[:, 2 * i:2 * i + 2])
+        else:  # fresh: the zero output layer it was built with
+            assert not units.any()
+
+
 def test_another_family_takes_the_backbone(lsp_model):
     source, _ = lsp_model
     target = build_heatmap_model("cpm", LSP_14, stages=2, backbone="mobilenetv2", **TINY)

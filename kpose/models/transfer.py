@@ -10,11 +10,14 @@ convolution kernel that reads more input channels than its source (IEF's first
 convolution reads the image and ``K`` drawn joints) gets the source's kernel on the
 channels they share and zeros on the others, so it computes what the source did until
 training teaches it the new channels.
-The belief-map heads (layers ``stage_N_maps``: one output channel per joint, plus the
-CPM's background map) are copied channel by channel where the two skeletons name a joint
-alike (by exact name: COCO's 17 joints and
-LSP's 14 share 12), so a model for another skeleton keeps what its predecessor learnt
-about the joints they share. Every other weight keeps its fresh initial value.
+The per-joint heads are copied joint by joint where the two skeletons name a joint alike
+(by exact name: COCO's 17 joints and LSP's 14 share 12), so a model for another skeleton
+keeps what its predecessor learnt about the joints they share: the belief-map heads
+(layers ``stage_N_maps``: one output channel per joint, plus the CPM's background map),
+and the coordinate heads of DeepPose and IEF (``keypoints_dense``,
+``displacements_dense``, ``correction_dense``: output units ``2j, 2j + 1`` are joint
+``j``'s x and y; IEF's ``initial_pose``: row ``j``). Every other weight keeps its fresh
+initial value.
 """
 
 from __future__ import annotations
@@ -104,20 +107,27 @@ def transfer_weights(source: keras.Model, target: keras.Model, *,
         size = int(np.prod(variable.shape))
         report.values_total += size
         match = given.get(path)
+        head = _head_kind(path)
         if match is not None and tuple(match.shape) == tuple(variable.shape) and (
-                mapping is None or not _is_head(path)):
+                mapping is None or head is None):
             variable.assign(match.value)
             report.copied.append(path)
             report.values_copied += size
-        elif match is not None and mapping is not None and _is_head(path) and \
-                tuple(match.shape[:-1]) == tuple(variable.shape[:-1]):
+        elif match is not None and mapping is not None and head is not None and \
+                _fits_per_joint(head, match.shape, variable.shape):
             value = keras.ops.convert_to_numpy(variable.value).copy()
             old = keras.ops.convert_to_numpy(match.value)
             for new_index, old_index in mapping.items():
-                value[..., new_index] = old[..., old_index]
+                if head == "maps":
+                    value[..., new_index] = old[..., old_index]
+                elif head == "coordinates":  # units 2j, 2j + 1
+                    value[..., 2 * new_index:2 * new_index + 2] = \
+                        old[..., 2 * old_index:2 * old_index + 2]
+                elif new_index < value.shape[0]:  # rows: IEF's initial pose
+                    value[new_index] = old[old_index]
             variable.assign(value)
             report.per_joint.append(path)
-            report.values_copied += size * len(mapping) // variable.shape[-1]
+            report.values_copied += size * len(mapping) // _joints_in(head, variable.shape)
         elif match is not None and _widens(match.shape, variable.shape):
             value = np.zeros(variable.shape, keras.ops.convert_to_numpy(variable.value).dtype)
             value[..., :match.shape[-2], :] = keras.ops.convert_to_numpy(match.value)
@@ -155,10 +165,35 @@ def _widens(old, new) -> bool:
         and new[2] > old[2]
 
 
-def _is_head(path: str) -> bool:
-    """A belief-map head's weight: ``stage_N_maps/kernel`` or ``/bias``."""
+# Layers whose weights hold one slice per joint (module docstring).
+COORDINATE_HEADS = ("keypoints_dense", "displacements_dense", "correction_dense")
+
+
+def _head_kind(path: str) -> str | None:
+    """``"maps"`` (``stage_N_maps``: a channel per joint, last axis), ``"coordinates"``
+    (a coordinate head: units ``2j, 2j + 1``, last axis), ``"rows"`` (IEF's initial pose:
+    a row per joint) or ``None`` for a weight that is not per joint."""
     layer = path.rsplit("/", 2)[-2] if path.count("/") >= 1 else path
-    return layer.startswith("stage_") and layer.endswith("_maps")
+    if layer.startswith("stage_") and layer.endswith("_maps"):
+        return "maps"
+    if layer in COORDINATE_HEADS:
+        return "coordinates"
+    if layer == "initial_pose":
+        return "rows"
+    return None
+
+
+def _fits_per_joint(head: str, old, new) -> bool:
+    """The two weights differ only in their joint axis."""
+    old, new = tuple(old), tuple(new)
+    if head == "rows":
+        return old[1:] == new[1:]
+    return old[:-1] == new[:-1]
+
+
+def _joints_in(head: str, shape) -> int:
+    return int(shape[0]) if head == "rows" else (
+        int(shape[-1]) // 2 if head == "coordinates" else int(shape[-1]))
 
 
 def _joint_mapping(source: keras.Model, target: keras.Model) -> dict[int, int] | None:
