@@ -110,6 +110,13 @@ VARIANTS = {
         "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
         "foreground_weight": 10.0, "teacher": "pretrained:lsp-simplebaseline-r18",
         "distill_weight": 0.5},
+    # The shipped ResNet-18 trained on (usually with --extra): a second cosine from half
+    # the first one's learning rate, starting from its weights.
+    "simplebaseline-r18-init": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
+                                "width": 0.5, "deconv_filters": 256, "learning_rate": 5e-4,
+                                "lr_schedule": "cosine", "sigma": 2.0,
+                                "foreground_weight": 10.0,
+                                "init": "pretrained:lsp-simplebaseline-r18"},
     "hrnet-small": {"model": "hrnet", "variant": "small", "channels": 32, "width": 0.5,
                     "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                     "foreground_weight": 10.0},
@@ -129,6 +136,12 @@ VARIANTS = {
     "deeppose-r18-pool-l1": {"model": "deeppose", "stages": 1, "backbone": "resnet",
                              "depth": 18, "width": 0.5, "head": "pool", "loss": "l1",
                              "dropout": 0.0, "learning_rate": 1e-3, "lr_schedule": "cosine"},
+    # Iterative Error Feedback on the same ResNet-18 (3 iterations, shared weights, a loss
+    # on each), started from the shipped heatmap model's backbone.
+    "ief-r18-3-init": {"model": "deeppose", "stages": 1, "backbone": "resnet", "depth": 18,
+                       "width": 0.5, "head": "pool", "loss": "l1", "dropout": 0.0,
+                       "iterations": 3, "learning_rate": 1e-3, "lr_schedule": "cosine",
+                       "init": "pretrained:lsp-simplebaseline-r18"},
     "deeppose-r18-pool-l2-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
                                   "depth": 18, "width": 0.5, "head": "pool", "loss": "l2",
                                   "dropout": 0.0, "learning_rate": 1e-3,

@@ -59,11 +59,22 @@ def main() -> int:
     started = time.perf_counter()
     trained = _scores(evaluate(model, val))
     steps = config.epochs * config.steps_per_epoch
+    results = json.loads(args.json.read_text()) if args.json.is_file() else {
+        "benchmark": "pretrained", "models": {}}
+    command = train_command(config, args.lspet_bench)
+    previous = results["models"].get(args.name)
+    if getattr(config, "init", None) == f"pretrained:{args.name}" and previous:
+        # A model trained on from the one it replaces: once shipped, pretrained:NAME names
+        # the new weights, so the recipe is the previous command, then this one from it.
+        first = previous["command"].replace("--out runs/lsp", "--out runs/lsp-first")
+        command = first + " && " + command.replace(f"--init pretrained:{args.name}",
+                                                   "--init runs/lsp-first")
+        steps += previous["steps"]
     metadata = {
         "description": args.description,
         "family": config.model,
         "input_size": config.input_size,
-        "command": train_command(config, args.lspet_bench),
+        "command": command,
         "data": DATA_EXTRA if isinstance(config.data, list) else DATA,
         "steps": steps,
         "batch_size": config.batch_size,
@@ -82,8 +93,6 @@ def main() -> int:
     megabytes = (card_path.stat().st_size + weights_path.stat().st_size) / 2**20
     row = {"name": args.name, "megabytes": round(megabytes, 2), "run_scores": trained,
            **metadata, "seconds_to_score": round(time.perf_counter() - started, 1)}
-    results = json.loads(args.json.read_text()) if args.json.is_file() else {
-        "benchmark": "pretrained", "models": {}}
     results["models"][args.name] = row
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{args.name}: {megabytes:.2f} MB, val PCK@0.2 {100 * shipped['PCK@0.2']:.1f} % "

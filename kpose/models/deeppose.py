@@ -144,14 +144,16 @@ def build_deeppose(
     if backbone == "resnet":
         options["depth"] = depth
     if feedback:
-        options.update(iterations=int(iterations), max_step=float(max_step))
+        feedback_sigma = float(feedback_sigma or size[0] / 32)
+        options.update(iterations=int(iterations), max_step=float(max_step),
+                       feedback_sigma=feedback_sigma)
     info = ModelInfo("deeppose", skeleton, CoordinateCodec(), size, float(margin), options)
     image = keras.Input((*size, 3), name="image")
     if feedback:
         scaled = ImageNormalisation(1 / 127.5, -1.0, name="normalise")(attach_card(image, info))
         steps = feedback_iterations(
             scaled, skeleton.num_joints, iterations=int(iterations), max_step=float(max_step),
-            sigma=float(feedback_sigma or size[0] / 32), depth=depth, width=width,
+            sigma=feedback_sigma, depth=depth, width=width,
             dropout=dropout)
         outputs = {f"{ITERATION_PREFIX}{t}": keras.layers.Identity(
             name=f"{ITERATION_PREFIX}{t}")(y) for t, y in enumerate(steps[:-1], start=1)}
