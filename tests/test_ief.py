@@ -51,6 +51,7 @@ def test_a_fresh_model_outputs_every_iteration_at_its_initial_pose():
     outputs = model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32"))
     for name in model.output_names:  # the correction layer starts at zero
         np.testing.assert_allclose(np.asarray(outputs[name]), 0.1, atol=1e-6)
+    assert all(outputs[name].dtype == "float32" for name in model.output_names)
     # One ResNet serves every iteration: the weights do not grow with T.
     four = build_deeppose(LSP_14, input_size=64, learning_rate=None, **{**IEF, "iterations": 4})
     assert four.count_params() == model.count_params()

@@ -155,9 +155,10 @@ def build_deeppose(
             scaled, skeleton.num_joints, iterations=int(iterations), max_step=float(max_step),
             sigma=feedback_sigma, depth=depth, width=width,
             dropout=dropout)
-        outputs = {f"{ITERATION_PREFIX}{t}": keras.layers.Identity(
-            name=f"{ITERATION_PREFIX}{t}")(y) for t, y in enumerate(steps[:-1], start=1)}
-        outputs["keypoints"] = keras.layers.Identity(name="keypoints")(steps[-1])
+        # float32 outputs under mixed precision too, as every DeepPose output.
+        names = [f"{ITERATION_PREFIX}{t}" for t in range(1, len(steps))] + ["keypoints"]
+        outputs = {name: keras.layers.Activation("linear", dtype="float32", name=name)(y)
+                   for name, y in zip(names, steps)}
         model = keras.Model(image, outputs, name="deeppose")
         if learning_rate is not None:
             compile_deeppose(model, learning_rate=learning_rate, loss=loss)
