@@ -29,6 +29,7 @@ setup(
         "pillow>=10.0",
         "tensorboard>=2.16",
         "tf2onnx>=1.16",
+        "onnx>=1.16",
         "onnxruntime>=1.17",
         "ai-edge-litert>=1.2",
         "pycocotools>=2.0.8",
