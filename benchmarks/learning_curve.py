@@ -117,6 +117,13 @@ VARIANTS = {
                                 "lr_schedule": "cosine", "sigma": 2.0,
                                 "foreground_weight": 10.0,
                                 "init": "pretrained:lsp-simplebaseline-r18"},
+    # The shipped phone model trained on the same way (usually with --extra).
+    "simplebaseline-mnv2-192-init": {"model": "simplebaseline", "backbone": "mobilenetv2",
+                                     "width": 0.5, "deconv_filters": 256, "last_conv": False,
+                                     "input_size": 192, "learning_rate": 5e-4,
+                                     "lr_schedule": "cosine", "sigma": 2.0,
+                                     "foreground_weight": 10.0,
+                                     "init": "pretrained:lsp-simplebaseline-mnv2"},
     "hrnet-small": {"model": "hrnet", "variant": "small", "channels": 32, "width": 0.5,
                     "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                     "foreground_weight": 10.0},
