@@ -124,6 +124,15 @@ VARIANTS = {
                                      "lr_schedule": "cosine", "sigma": 2.0,
                                      "foreground_weight": 10.0,
                                      "init": "pretrained:lsp-simplebaseline-mnv2"},
+    # The phone model trained on once more with the shipped ResNet-18 as its teacher (its
+    # maps blended half and half into the targets): from the phone model shipped after
+    # simplebaseline-mnv2-192-init+extra@6000 (43.0 % val).
+    "simplebaseline-mnv2-192-init-distill-r18": {
+        "model": "simplebaseline", "backbone": "mobilenetv2", "width": 0.5,
+        "deconv_filters": 256, "last_conv": False, "input_size": 192,
+        "learning_rate": 5e-4, "lr_schedule": "cosine", "sigma": 2.0,
+        "foreground_weight": 10.0, "init": "pretrained:lsp-simplebaseline-mnv2",
+        "teacher": "pretrained:lsp-simplebaseline-r18", "distill_weight": 0.5},
     "hrnet-small": {"model": "hrnet", "variant": "small", "channels": 32, "width": 0.5,
                     "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
                     "foreground_weight": 10.0},

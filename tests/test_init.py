@@ -55,6 +55,7 @@ def test_same_family_and_skeleton_copies_every_weight(people, lsp_model, tmp_pat
         np.testing.assert_array_equal(a, b)
     config = json.loads((tmp_path / "run/config.json").read_text())
     assert config["init"] == str(path) and config["model"] == "simplebaseline"
+    assert "depth" not in config["model_options"]  # a ResNet's option, not MobileNetV2's
 
 
 def test_another_skeleton_keeps_the_backbone_and_the_shared_joints(lsp_model):

@@ -102,8 +102,8 @@ def build_simplebaseline(
                          f"{upsampling!r}")
     steps = _step_filters(deconv_filters)
     codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
-    options = {"backbone": backbone, "depth": depth, "width": width,
-               "deconv_filters": (deconv_filters if isinstance(deconv_filters, int)
+    options = {"backbone": backbone, **({"depth": depth} if backbone == "resnet" else {}),
+               "width": width, "deconv_filters": (deconv_filters if isinstance(deconv_filters, int)
                                   else list(steps)), "last_conv": bool(last_conv),
                "upsampling": upsampling}
     info = ModelInfo("simplebaseline", skeleton, codec, (height, width_px), float(margin),

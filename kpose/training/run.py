@@ -276,6 +276,8 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
     backbone = backbone if backbone is not None else card.get("backbone")
     builder = {k: v for k, v in card.items()
                if k not in ("stages", "stacks", "width", "backbone", INIT_KEY)}
+    if backbone not in (None, "resnet"):
+        builder.pop("depth", None)  # cards written before depth was kept for ResNets only
     return (info.family, input_size if input_size is not None else size, stages, width,
             backbone, {**builder, **options})
 
