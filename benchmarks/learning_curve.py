@@ -158,6 +158,13 @@ VARIANTS = {
                        "width": 0.5, "head": "pool", "loss": "l1", "dropout": 0.0,
                        "iterations": 3, "learning_rate": 1e-3, "lr_schedule": "cosine",
                        "init": "pretrained:lsp-simplebaseline-r18"},
+    # The same with residual log-likelihood estimation (a scale per coordinate and a
+    # flow on the scaled residuals, training only).
+    "deeppose-r18-pool-rle-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
+                                   "depth": 18, "width": 0.5, "head": "pool", "loss": "rle",
+                                   "dropout": 0.0, "learning_rate": 1e-3,
+                                   "lr_schedule": "cosine",
+                                   "init": "pretrained:lsp-simplebaseline-r18"},
     "deeppose-r18-pool-l2-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
                                   "depth": 18, "width": 0.5, "head": "pool", "loss": "l2",
                                   "dropout": 0.0, "learning_rate": 1e-3,

@@ -1,12 +1,20 @@
-"""Losses: CPM's per-stage belief-map L2; DeepPose's masked coordinate L2 or L1 and
-visibility BCE."""
+"""Losses: CPM's per-stage belief-map L2; DeepPose's masked coordinate L2 or L1,
+residual log-likelihood (RLE) and visibility BCE."""
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
 
-__all__ = ["BeliefMapLoss", "CoordinateL1Loss", "CoordinateL2Loss", "VisibilityLoss"]
+__all__ = ["BeliefMapLoss", "CoordinateL1Loss", "CoordinateL2Loss", "VisibilityLoss",
+           "ResidualLogLikelihoodLoss", "flow_parameter_count", "flow_log_density"]
+
+# The residual flow of RLE: affine couplings on 2-D residuals, alternately moving y given
+# x and x given y, each through two small MLPs (scale, shift) of 1 -> hidden -> hidden -> 1.
+FLOW_COUPLINGS = 6
+FLOW_HIDDEN = 64
 
 
 @keras.saving.register_keras_serializable(package="kpose")
@@ -92,6 +100,54 @@ class CoordinateL1Loss(keras.losses.Loss):
         return _weighted_joint_sum(y_true, y_pred, ops.abs)
 
 
+@keras.saving.register_keras_serializable(package="kpose")
+class ResidualLogLikelihoodLoss(keras.losses.Loss):
+    """Residual log-likelihood estimation (RLE; Li et al., ICCV 2021) for regressed joints.
+
+    The model predicts each joint's position ``mu`` and a scale ``sigma`` per coordinate;
+    the residual ``r = (y - mu) / sigma`` is scored under a Laplace prior times a learnt
+    flow density ``G`` (:func:`flow_log_density`), which learns how the residuals really
+    fall. Per sample: ``sum_k w_k * sum over x, y of [log sigma + |r| + log 2] -
+    w_k * log G(r_k)``, averaged over the batch, float32. Only training uses ``sigma`` and
+    the flow: the joints are ``mu``, so the exported graph is that of a plain regressor.
+
+    ``y_true`` is ``(B, K, 3)`` ``(x_n, y_n, w)`` as :class:`CoordinateL2Loss` takes it;
+    ``y_pred`` is ``(B, 4K + P)``: ``mu`` ``(K, 2)`` and ``sigma`` ``(K, 2)`` flattened,
+    then the flow's ``P`` parameters (the same on every row; Keras gives a loss no
+    variables of its own, so the model carries them). :class:`kpose.models.rle.
+    ResidualFlow` builds that output.
+    """
+
+    def __init__(self, joints: int, hidden: int = FLOW_HIDDEN,
+                 couplings: int = FLOW_COUPLINGS, name: str = "residual_log_likelihood",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.joints, self.hidden, self.couplings = int(joints), int(hidden), int(couplings)
+
+    def call(self, y_true, y_pred):
+        joints = self.joints
+        width = 4 * joints + flow_parameter_count(self.hidden, self.couplings)
+        if len(y_pred.shape) != 2 or y_pred.shape[-1] != width:
+            raise ValueError(f"RLE prediction must be (B, {width}) (mu, sigma and the "
+                             f"flow's parameters for {joints} joints), got "
+                             f"{tuple(y_pred.shape)}")
+        y_pred = ops.cast(y_pred, "float32")
+        mu = ops.reshape(y_pred[:, :2 * joints], (-1, joints, 2))
+        sigma = ops.reshape(y_pred[:, 2 * joints:4 * joints], (-1, joints, 2))
+        _check_coordinate_shapes(y_true, mu)
+        y_true = ops.cast(y_true, "float32")
+        residual = (y_true[..., :2] - mu) / sigma
+        laplace = ops.sum(ops.log(sigma) + ops.abs(residual) + math.log(2.0), axis=-1)
+        flow = flow_log_density(ops.reshape(residual, (-1, 2)), y_pred[0, 4 * joints:],
+                                self.hidden, self.couplings)
+        per_joint = laplace - ops.reshape(flow, (-1, joints))
+        return ops.sum(y_true[..., 2] * per_joint, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "joints": self.joints, "hidden": self.hidden,
+                "couplings": self.couplings}
+
+
 def _weighted_joint_sum(y_true, y_pred, penalty):
     """Per sample ``sum_k w_k * sum over x, y of penalty(y_pred - y_true)``, in float32,
     after :func:`_check_coordinate_shapes`."""
@@ -145,3 +201,55 @@ class VisibilityLoss(keras.losses.Loss):
         bce = ops.binary_crossentropy(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"),
                                       from_logits=True)
         return ops.mean(bce, axis=-1)
+
+
+def flow_parameter_count(hidden: int = FLOW_HIDDEN, couplings: int = FLOW_COUPLINGS) -> int:
+    """Number of values in the flat parameter vector of :func:`flow_log_density`."""
+    per_net = (hidden + hidden) + (hidden * hidden + hidden) + (hidden + 1)
+    return couplings * 2 * per_net
+
+
+def flow_log_density(residuals, parameters, hidden: int = FLOW_HIDDEN,
+                     couplings: int = FLOW_COUPLINGS):
+    """``log G(r)`` of a RealNVP flow on 2-D residuals: ``(N, 2)`` -> ``(N,)``, float32.
+
+    The flow maps ``r`` to ``u`` through ``couplings`` affine couplings; coupling ``c``
+    keeps coordinate ``k = c % 2`` and moves the other, ``v``, to ``v * exp(s) + t``,
+    where ``s = tanh(MLP_s(r_k))`` and ``t = MLP_t(r_k)`` (two hidden layers of
+    ``hidden`` leaky-ReLU units each). ``log G(r) = log N(u; 0, I) + sum of s``: a
+    normalised density on the plane (the Jacobian of each coupling is ``exp(s)``), the
+    standard normal when every output layer is zero.
+
+    ``parameters`` is the flat ``(P,)`` vector of :func:`flow_parameter_count` values: for
+    each coupling the scale MLP then the shift MLP, each as ``W1 (1, h), b1 (h),
+    W2 (h, h), b2 (h), W3 (h, 1), b3 (1)`` flattened row-major.
+    """
+    residuals = ops.cast(residuals, "float32")
+    parameters = ops.cast(parameters, "float32")
+    shapes = [(1, hidden), (hidden,), (hidden, hidden), (hidden,), (hidden, 1), (1,)]
+    offset = 0
+
+    def take(shape):
+        nonlocal offset
+        size = math.prod(shape)
+        value = ops.reshape(parameters[offset:offset + size], shape)
+        offset += size
+        return value
+
+    def mlp(x):
+        w1, b1, w2, b2, w3, b3 = (take(shape) for shape in shapes)
+        x = ops.leaky_relu(ops.matmul(x, w1) + b1, negative_slope=0.01)
+        x = ops.leaky_relu(ops.matmul(x, w2) + b2, negative_slope=0.01)
+        return (ops.matmul(x, w3) + b3)[:, 0]
+
+    log_det = ops.zeros_like(residuals[:, 0])
+    u = residuals
+    for coupling in range(couplings):
+        keep = coupling % 2  # the coordinate this coupling conditions on
+        kept = u[:, keep:keep + 1]
+        scale = ops.tanh(mlp(kept))
+        moved = u[:, 1 - keep] * ops.exp(scale) + mlp(kept)
+        u = ops.stack([kept[:, 0], moved] if keep == 0 else [moved, kept[:, 0]], axis=-1)
+        log_det = log_det + scale
+    log_normal = -0.5 * ops.sum(ops.square(u), axis=-1) - math.log(2 * math.pi)
+    return log_normal + log_det

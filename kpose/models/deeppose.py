@@ -35,13 +35,15 @@ import numpy as np
 from kpose.codecs import CoordinateCodec
 from kpose.data.transforms import check_sigma, check_torso, input_size_hw
 from kpose.decoding import NormalisedToPixels
-from kpose.losses import CoordinateL1Loss, CoordinateL2Loss, VisibilityLoss
+from kpose.losses import (CoordinateL1Loss, CoordinateL2Loss, ResidualLogLikelihoodLoss,
+                          VisibilityLoss)
 from kpose.models.backbones import (MOBILENETV2_ALPHAS, RESNET_BLOCKS, alexnet_features,
                                     mobilenetv2_features, resnet50_features, resnet_features)
 from kpose.models.card import ModelInfo, attach_card, describe
 from kpose.models.ief import ITERATION_PREFIX, feedback_iterations
 from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
                                  RefineJoints, ResizeImages)
+from kpose.models.rle import RLE_OUTPUT, ResidualFlow
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
@@ -54,8 +56,11 @@ BACKBONES = ("alexnet", "resnet", "resnet50", "mobilenetv2")
 # straight into the linear output (the head of modern regression models such as RLE's).
 HEADS = ("fc", "pool")
 # "l2": the paper's squared distance; "l1": absolute differences (robust to the outliers
-# of occluded and mislabelled joints).
-LOSSES = {"l2": CoordinateL2Loss, "l1": CoordinateL1Loss}
+# of occluded and mislabelled joints); "rle": residual log-likelihood (stage 1 only, on a
+# training-only "rle" output, kpose.models.rle).
+LOSSES = {"l2": CoordinateL2Loss, "l1": CoordinateL1Loss, "rle": ResidualLogLikelihoodLoss}
+# sigmoid(-2) = 0.12: RLE's scales start at about an eighth of the crop.
+_RLE_SCALE_BIAS = -2.0
 FC_UNITS = 4096  # the paper's two fully connected layers
 # Channels the resnet50/mobilenetv2 features are reduced to before the fully connected
 # layers: AlexNet's pool5 depth, so all backbones share the paper's head.
@@ -99,8 +104,11 @@ def build_deeppose(
             ``4096 * width`` with dropout, a linear ``2K`` output) or ``"pool"`` (global
             average pooling of the backbone's features, dropout, the linear ``2K``
             output, initialised to zero: every joint starts at the crop's centre).
-        loss: ``"l2"`` (the paper's squared distance) or ``"l1"``
-            (:class:`~kpose.losses.CoordinateL1Loss`).
+        loss: ``"l2"`` (the paper's squared distance), ``"l1"``
+            (:class:`~kpose.losses.CoordinateL1Loss`) or ``"rle"`` (residual
+            log-likelihood estimation, :class:`~kpose.losses.ResidualLogLikelihoodLoss`:
+            a per-joint scale and a normalising flow on a training-only ``rle`` output;
+            not with ``iterations`` or ``with_visibility``).
         batchnorm: BatchNorm after every AlexNet convolution's ReLU (seed 003), and after
             the other backbones' 1 x 1 reduction; ``False`` gives the paper's AlexNet with
             local response normalisation. Measured: after 200 steps of a small refiner at
@@ -132,13 +140,18 @@ def build_deeppose(
         coordinates (about [-0.5, 0.5] inside the image), or with ``with_visibility`` a
         dict of ``keypoints`` and ``visibility`` ``(B, K)`` float32 logits. An IEF model
         outputs a dict: ``keypoints`` (the last iteration) and ``iteration_1`` ...
-        ``iteration_{T-1}``, each trained towards the truth.
+        ``iteration_{T-1}``, each trained towards the truth. With ``loss="rle"`` the
+        outputs are ``keypoints`` and ``rle`` ``(B, 4K + P)`` float32
+        (:class:`~kpose.models.rle.ResidualFlow`), which only the loss reads.
     """
     skeleton = get_skeleton(skeleton)
     size = input_size_hw(input_size, "input_size", minimum=2)
     _check_head_arguments(backbone, dropout, width, with_visibility, depth, head, loss)
     feedback = _check_feedback(iterations, max_step, feedback_sigma, backbone=backbone,
                                head=head, with_visibility=with_visibility)
+    if loss == "rle" and (feedback or with_visibility):
+        raise ValueError("loss 'rle' trains a plain regressor's joints: it takes neither "
+                         "iterations > 1 nor with_visibility")
     options = {"backbone": backbone, "width": width, "with_visibility": with_visibility,
                "head": head, "loss": loss}
     if backbone == "resnet":
@@ -172,6 +185,14 @@ def build_deeppose(
     # backbone that --init brought in trained.
     keypoints = _coordinates(hidden, joints, "keypoints", zero_init=head == "pool")
     outputs = keypoints
+    if loss == "rle":
+        logits = keras.layers.Dense(
+            2 * joints, kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(_RLE_SCALE_BIAS),
+            name="rle_scale_dense")(hidden)
+        logits = keras.layers.Reshape((joints, 2), name="rle_scale_pairs")(logits)
+        outputs = {"keypoints": keypoints,
+                   RLE_OUTPUT: ResidualFlow(name=RLE_OUTPUT)([keypoints, logits])}
     if with_visibility:
         logits = keras.layers.Dense(joints, name="visibility_logits")(hidden)
         visibility = keras.layers.Activation("linear", dtype="float32",
@@ -225,6 +246,9 @@ def build_deeppose_refiner(
         raise ValueError(f"crop_size must be an integer number of pixels >= 2, got "
                          f"{crop_size!r}")
     _check_head_arguments(backbone, dropout, width, False, depth, head, loss)
+    if loss == "rle":
+        raise ValueError("loss 'rle' trains DeepPose's stage 1; a refiner takes 'l1' or "
+                         "'l2' (a cascade with an RLE stage 1 trains its refiners with 'l1')")
     crop = keras.Input((int(crop_size), int(crop_size), 3), name="crop")
     hidden = _regressor(crop, backbone=backbone, batchnorm=batchnorm, dropout=dropout,
                         width=width, weights=backbone_weights, depth=depth, head=head)
@@ -241,12 +265,22 @@ def compile_deeppose(model: keras.Model, *, learning_rate: float = 1e-4, optimiz
                      visibility_weight: float = 1.0, loss: str = "l2",
                      **compile_kwargs) -> keras.Model:
     """Compile a stage-1 model or refiner: the coordinate loss ``loss`` (:data:`LOSSES`:
-    ``"l2"`` :class:`CoordinateL2Loss`, ``"l1"`` :class:`CoordinateL1Loss`), plus
+    ``"l2"`` :class:`CoordinateL2Loss`, ``"l1"`` :class:`CoordinateL1Loss`, ``"rle"``
+    :class:`ResidualLogLikelihoodLoss` on the ``rle`` output alone), plus
     :class:`VisibilityLoss` (weighted by ``visibility_weight``) on ``visibility``."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
-    coordinate_loss = LOSSES[loss]()
     names = list(model.output_names)
+    if (loss == "rle") != (RLE_OUTPUT in names):
+        raise ValueError(f"loss 'rle' needs the model's {RLE_OUTPUT!r} output and that output "
+                         f"needs loss 'rle': build the model with build_deeppose(loss=...) "
+                         f"(outputs {names}, loss {loss!r})")
+    if loss == "rle":
+        joints = model.output["keypoints"].shape[1]
+        model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+                      loss={RLE_OUTPUT: ResidualLogLikelihoodLoss(joints)}, **compile_kwargs)
+        return model
+    coordinate_loss = LOSSES[loss]()
     if any(name.startswith(ITERATION_PREFIX) for name in names):  # IEF: every iteration
         losses = {name: LOSSES[loss]() for name in names}
     elif "visibility" in names:
@@ -380,7 +414,9 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
     else 1 (a regressor always places every joint).
     """
     image = keras.Input(model.inputs[0].shape[1:], name="image")
-    outputs = model(image)
+    # an RLE stage 1's training-only output stays out of the inference graph
+    outputs = (_renamed(model, model.name) if RLE_OUTPUT in model.output_names
+               else model)(image)
     visibility = None
     if isinstance(outputs, dict):
         if "keypoints" not in outputs:
@@ -503,8 +539,12 @@ def _refine(pixels, keypoints, refiner, *, crop_size: int, image_size, torso, si
 
 
 def _renamed(model: keras.Model, name: str) -> keras.Model:
-    """The same layers under a name unique in the cascade (two refiners may share one)."""
-    return keras.Model(model.inputs, model.output, name=name)
+    """The same layers under a name unique in the cascade (two refiners may share one),
+    without the training-only ``rle`` output, so nothing of RLE is computed or exported."""
+    output = model.output
+    if isinstance(output, dict) and RLE_OUTPUT in output:
+        output = {k: v for k, v in output.items() if k != RLE_OUTPUT}
+    return keras.Model(model.inputs, output, name=name)
 
 
 def _check_stage1(stage1, skeleton: Skeleton) -> tuple[int, int]:

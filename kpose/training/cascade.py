@@ -30,6 +30,7 @@ from kpose.data.transforms import check_sigma, check_torso, input_size_hw
 from kpose.files import atomic_path
 from kpose.models.deeppose import build_deeppose, build_deeppose_cascade, build_deeppose_refiner
 from kpose.models.ief import ITERATION_PREFIX
+from kpose.models.rle import RLE_OUTPUT
 from kpose.models.transfer import record_init, transfer_weights
 from kpose.skeletons import Skeleton, get_skeleton
 from kpose.training.callbacks import EpochSeeds, RunCheckpoint, ValidationPDJ
@@ -132,11 +133,17 @@ class CascadeRecipe:
                                   feedback_sigma=self.feedback_sigma)
         return build_deeppose_refiner(self.skeleton, crop_size=self.crop_size,
                                       backbone=self.backbone, depth=self.depth,
-                                      head=self.head, loss=self.loss,
+                                      head=self.head, loss=self.refiner_loss,
                                       batchnorm=self.batchnorm,
                                       dropout=self.dropout, width=self.width,
                                       learning_rate=learning_rate,
                                       name=f"deeppose_refiner_{stage}")
+
+    @property
+    def refiner_loss(self) -> str:
+        """The refiners' loss: the recipe's, or ``"l1"`` under an RLE stage 1 (RLE's
+        training-only output is a stage-1 feature)."""
+        return "l1" if self.loss == "rle" else self.loss
 
     def cascade(self, stage1: keras.Model, refiners: Sequence[keras.Model]) -> keras.Model:
         """Stage 1 and ``refiners`` as one graph on the cascade's input size."""
@@ -165,6 +172,8 @@ class CascadeRecipe:
                 names = [f"{ITERATION_PREFIX}{t}" for t in range(1, self.iterations)]
                 return data.map(lambda images, targets: (
                     images, {**{name: targets for name in names}, "keypoints": targets}))
+            if self.loss == "rle":  # the loss reads the training-only output alone
+                return data.map(lambda images, targets: (images, {RLE_OUTPUT: targets}))
             return data.map(with_visibility_targets) if self.with_visibility else data
         crops = refiner_dataset(records, self.skeleton, errors, sigma=self.sigma,
                                 input_size=self.cascade_size, crop_size=self.crop_size,
