@@ -142,3 +142,15 @@ def test_cli_trains_an_rle_cascade_and_evaluates_every_stage(tmp_path, capsys):
     assert status == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "report.json").read_text())
     assert list(report["stages"]) == ["stage_1", "stage_2"]
+    # The RLE stage 1 alone exports as a regressor: no scale, no flow in the file.
+    from export.cli import main as export_main
+    interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
+    code = export_main([str(out / "stages/stage_1.keras"), "--tflite", "--calibration-data",
+                        "synthetic:12:3", "--verify-samples", "6", "--latency-runs", "1",
+                        "--out", str(tmp_path / "export")])
+    assert code == 0, capsys.readouterr().err
+    interpreter = interpreter_module.Interpreter(
+        model_path=str(tmp_path / "export/model.tflite"))
+    shapes = [tuple(d["shape"]) for d in interpreter.get_tensor_details()]
+    assert (1, 17, 3) in shapes and not [s for s in shapes if flow_parameter_count() in s]
+    assert not [d["name"] for d in interpreter.get_tensor_details() if "rle" in d["name"]]
