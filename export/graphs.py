@@ -38,6 +38,7 @@ from export.errors import ExportError
 from export.subpixel import with_subpixel_upsampling
 from kpose.decoding import DECODING_METHODS, HeatmapDecoder
 from kpose.models.card import ModelInfo, describe, stage_outputs
+from kpose.models.deeppose import without_training_outputs
 from kpose.models.layers import CenterMap
 from kpose.models.precision import float32_model
 from kpose.runs import load_run_model
@@ -131,6 +132,8 @@ def load_pose_model(model, *, skeleton: Skeleton | str | None = None) -> PoseMod
     info, network = _identify(network, source)
     family = info.family
     network = float32_model(network)  # a mixed-precision run's 16-bit ops do not convert
+    if family == "deeppose":  # an RLE stage 1's scale and flow are not exported
+        network = without_training_outputs(network)
     shapes = [tuple(t.shape) for t in network.inputs]
     image_shape = shapes[0]
     if len(image_shape) != 4 or image_shape[-1] != 3 or None in image_shape[1:3]:

@@ -257,7 +257,10 @@ def plot_history(run_dir: str | Path) -> Figure:
     for name in names:
         losses.plot(epochs, column(name), "-o", ms=3, lw=2 if name == "loss" else 1,
                     label=name)
-    losses.set_yscale("log")
+    # a likelihood loss (DeepPose's RLE) goes below zero, where a log axis has no place
+    values = np.concatenate([column(name) for name in names])
+    finite = values[np.isfinite(values)]
+    losses.set_yscale("log" if finite.size and finite.min() > 0 else "symlog")
     losses.set_xlabel("epoch")
     losses.set_ylabel("loss")
     losses.legend(fontsize=8)

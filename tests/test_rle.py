@@ -19,6 +19,7 @@ from kpose.models.deeppose import build_deeppose_inference, build_deeppose_stage
 from kpose.models.rle import SIGMA_FLOOR, ResidualFlow
 from kpose.runs import load_model
 from kpose.skeletons import COCO_17, LSP_14
+from kpose.training.run import architecture_of
 
 RESNET = dict(backbone="resnet", depth=10, width=0.125, head="pool", dropout=0.0)
 
@@ -87,12 +88,55 @@ def test_an_rle_regressor_learns_and_its_extra_output_stays_in_training(people, 
         flow = model.get_layer("rle").weights  # 6 couplings x 2 MLPs x 3 layers x 2
         assert len(flow) == 72
         assert len(wrapped.weights) == len(model.weights) - len(flow) - 2  # - scale dense
+    # The flow trained (its output layers start at zero) and the loss is the one written
+    # down: Laplace term with log sigma minus log G, G evaluated here in NumPy.
+    weights = model.get_layer("rle").get_weights()
+    assert max(np.abs(w).max() for w in weights[4::6]) > 1e-4  # every MLP's W3
+    y_true, batch = _labelled_batch(people)
+    y_pred = model.predict(batch, verbose=0)["rle"]
+    mu = y_pred[:, :34].reshape(-1, 17, 2)
+    sigma = y_pred[:, 34:68].reshape(-1, 17, 2)
+    r = (y_true[..., :2] - mu) / sigma
+    log_g = _numpy_flow_log_density(r.reshape(-1, 2), weights).reshape(-1, 17)
+    expected = (y_true[..., 2] * ((np.log(sigma) + np.abs(r) + math.log(2)).sum(-1)
+                                  - log_g)).sum(-1)
+    np.testing.assert_allclose(ResidualLogLikelihoodLoss(17, reduction=None)(y_true, y_pred),
+                               expected, rtol=1e-4, atol=1e-3)
     path = tmp_path / "rle.keras"
     model.save(path)
     loaded = load_model(path)
     assert isinstance(loaded.get_layer("rle"), ResidualFlow)
-    np.testing.assert_allclose(loaded.predict(images, verbose=0)["keypoints"],
-                               outputs["keypoints"], atol=1e-5)
+    reloaded = loaded.predict(images, verbose=0)
+    for name in ("keypoints", "rle"):
+        np.testing.assert_allclose(reloaded[name], outputs[name], atol=1e-5)
+
+
+def _labelled_batch(people):
+    """The first batch of coordinate targets ``(8, 17, 3)``, as the model trained on."""
+    data = make_dataset(people, COCO_17, input_size=64, target="coords", batch_size=8)
+    images, targets = next(iter(data))
+    return np.asarray(targets), np.asarray(images)
+
+
+def _numpy_flow_log_density(r, weights):
+    """RealNVP with affine couplings alternating the kept coordinate, written out in
+    NumPy from the layer's weights (coupling by coupling: scale MLP, shift MLP)."""
+    def mlp(x, w1, b1, w2, b2, w3, b3):
+        def leaky(v):
+            return np.where(v > 0, v, 0.01 * v)
+        return (leaky(leaky(x @ w1 + b1) @ w2 + b2) @ w3 + b3)[:, 0]
+
+    u, log_det = r.astype(np.float64), np.zeros(len(r))
+    for coupling in range(len(weights) // 12):
+        scale_net = weights[12 * coupling:12 * coupling + 6]
+        shift_net = weights[12 * coupling + 6:12 * coupling + 12]
+        keep = coupling % 2
+        kept = u[:, keep:keep + 1]
+        s = np.tanh(mlp(kept, *scale_net))
+        u = u.copy()
+        u[:, 1 - keep] = u[:, 1 - keep] * np.exp(s) + mlp(kept, *shift_net)
+        log_det += s
+    return -0.5 * (u ** 2).sum(-1) - math.log(2 * math.pi) + log_det
 
 
 def _all_layers(model):
@@ -113,6 +157,19 @@ def _all_layers(model):
 def test_rle_where_it_does_not_apply_is_refused(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_an_rle_init_says_where_its_loss_came_from():
+    """``--init`` inherits ``loss=rle`` from the card; asking for IEF on top of it is
+    refused naming the init's loss and the way out."""
+    source = build_deeppose(LSP_14, input_size=64, loss="rle", learning_rate=None, **RESNET)
+    with pytest.raises(ValueError, match="--init starts from was trained with loss 'rle'"):
+        architecture_of(source, model=None, input_size=None, stages=None, width=None,
+                        backbone=None, options={"iterations": 3})
+    *_, options = architecture_of(source, model=None, input_size=None, stages=None,
+                                  width=None, backbone=None,
+                                  options={"iterations": 3, "loss": "l1"})
+    assert options["loss"] == "l1" and options["iterations"] == 3
 
 
 def test_cli_trains_an_rle_cascade_and_evaluates_every_stage(tmp_path, capsys):

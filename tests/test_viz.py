@@ -125,6 +125,13 @@ def test_history_plots_every_stage_loss_and_validation_pck(tmp_path):
     assert [line.get_label() for line in losses.lines] == ["loss", "stage_1_loss",
                                                            "stage_2_loss"]
     np.testing.assert_allclose(accuracy.lines[0].get_ydata(), [0.1, 0.2, 0.3])
+    assert losses.get_yscale() == "log"
+    # A likelihood loss (DeepPose's RLE) falls below zero: still drawn, on a linear-near-0
+    # axis, rather than dropped by a log one.
+    (tmp_path / "metrics.csv").write_text("epoch,loss\n0,12.0\n1,-3.5\n2,-20.0\n")
+    losses, _ = plot_history(tmp_path).axes
+    assert losses.get_yscale() == "symlog"
+    np.testing.assert_allclose(losses.lines[0].get_ydata(), [12.0, -3.5, -20.0])
     with pytest.raises(FileNotFoundError, match="no metrics.csv"):
         plot_history(tmp_path / "nowhere")
 

@@ -7,7 +7,8 @@ from kpose.models.card import ModelCard, ModelInfo, describe, model_family, stag
 from kpose.models.cpm import build_cpm, build_cpm_inference, compile_cpm, receptive_field
 from kpose.models.deeppose import (build_deeppose, build_deeppose_cascade,
                                    build_deeppose_inference, build_deeppose_refiner,
-                                   build_refinement_step, compile_deeppose)
+                                   build_refinement_step, compile_deeppose,
+                                   without_training_outputs)
 from kpose.models.families import RECIPES, build_heatmap_model
 from kpose.models.heatmaps import build_heatmap_inference, compile_belief_model
 from kpose.models.hourglass import build_hourglass
@@ -23,6 +24,6 @@ __all__ = ["build_cpm", "build_cpm_inference", "compile_cpm", "receptive_field",
            "HeatmapDecoder", "CenterMap", "ImageNormalisation",
            "predict_belief_maps", "flip_belief_maps",
            "build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
-           "build_deeppose_inference",
+           "build_deeppose_inference", "without_training_outputs",
            "build_refinement_step", "compile_deeppose", "JointCrops", "JointBoxes",
            "RefineJoints", "float32_model", "uses_mixed_precision"]

@@ -48,6 +48,7 @@ from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
            "build_deeppose_inference", "build_deeppose_stage_keypoints", "NormalisedToPixels",
+           "without_training_outputs",
            "build_refinement_step", "compile_deeppose", "BACKBONES", "HEADS", "LOSSES",
            "FC_UNITS"]
 
@@ -277,8 +278,11 @@ def compile_deeppose(model: keras.Model, *, learning_rate: float = 1e-4, optimiz
                          f"(outputs {names}, loss {loss!r})")
     if loss == "rle":
         joints = model.output["keypoints"].shape[1]
+        flow = model.get_layer(RLE_OUTPUT)
+        rle_loss = ResidualLogLikelihoodLoss(joints, hidden=flow.hidden,
+                                             couplings=flow.couplings)
         model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-                      loss={RLE_OUTPUT: ResidualLogLikelihoodLoss(joints)}, **compile_kwargs)
+                      loss={RLE_OUTPUT: rle_loss}, **compile_kwargs)
         return model
     coordinate_loss = LOSSES[loss]()
     if any(name.startswith(ITERATION_PREFIX) for name in names):  # IEF: every iteration
@@ -415,8 +419,7 @@ def build_deeppose_inference(model: keras.Model) -> keras.Model:
     """
     image = keras.Input(model.inputs[0].shape[1:], name="image")
     # an RLE stage 1's training-only output stays out of the inference graph
-    outputs = (_renamed(model, model.name) if RLE_OUTPUT in model.output_names
-               else model)(image)
+    outputs = without_training_outputs(model)(image)
     visibility = None
     if isinstance(outputs, dict):
         if "keypoints" not in outputs:
@@ -538,13 +541,22 @@ def _refine(pixels, keypoints, refiner, *, crop_size: int, image_size, torso, si
         [keypoints, displacements])
 
 
-def _renamed(model: keras.Model, name: str) -> keras.Model:
-    """The same layers under a name unique in the cascade (two refiners may share one),
-    without the training-only ``rle`` output, so nothing of RLE is computed or exported."""
+def without_training_outputs(model: keras.Model, name: str | None = None) -> keras.Model:
+    """The same layers (weights shared) without the training-only ``rle`` output, so
+    nothing of RLE is computed or exported; ``model`` itself when it has no such output
+    and no new ``name`` is asked for."""
     output = model.output
     if isinstance(output, dict) and RLE_OUTPUT in output:
         output = {k: v for k, v in output.items() if k != RLE_OUTPUT}
-    return keras.Model(model.inputs, output, name=name)
+    elif name is None:
+        return model
+    return keras.Model(model.inputs, output, name=name or model.name)
+
+
+def _renamed(model: keras.Model, name: str) -> keras.Model:
+    """The same layers under a name unique in the cascade (two refiners may share one),
+    without the training-only ``rle`` output."""
+    return without_training_outputs(model, name)
 
 
 def _check_stage1(stage1, skeleton: Skeleton) -> tuple[int, int]:

@@ -166,7 +166,8 @@ def _widens(old, new) -> bool:
 
 
 # Layers whose weights hold one slice per joint (module docstring).
-COORDINATE_HEADS = ("keypoints_dense", "displacements_dense", "correction_dense")
+COORDINATE_HEADS = ("keypoints_dense", "displacements_dense", "correction_dense",
+                    "rle_scale_dense")
 
 
 def _head_kind(path: str) -> str | None:

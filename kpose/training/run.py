@@ -278,6 +278,12 @@ def architecture_of(source: keras.Model, *, model: str | None, input_size: int |
                if k not in ("stages", "stacks", "width", "backbone", INIT_KEY)}
     if backbone not in (None, "resnet"):
         builder.pop("depth", None)  # cards written before depth was kept for ResNets only
+    if builder.get("loss") == "rle" and "loss" not in options and (
+            (isinstance(options.get("iterations"), int) and options["iterations"] > 1)
+            or options.get("with_visibility")):
+        raise ValueError("the model --init starts from was trained with loss 'rle', which "
+                         "takes neither iterations nor with_visibility: add --option "
+                         "loss=l1 (or l2)")
     return (info.family, input_size if input_size is not None else size, stages, width,
             backbone, {**builder, **options})
 
