@@ -326,7 +326,9 @@ def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
 
     from kpose.viz import save_figure
 
-    figure = Figure(figsize=(7.5, 4.5))
+    # the legend goes beside the axes: with dozens of rows it would hide the curves
+    columns = 1 if len(results) <= 12 else 2
+    figure = Figure(figsize=(7.5 + 3.6 * columns, 4.5))
     ax = figure.subplots()
     styles = ["-", "--", ":", "-."]
     drawn = {name: row for name, row in results.items() if not row.get("stopped")}
@@ -344,7 +346,7 @@ def plot(results: dict, path: Path, *, mean_pose: float | None = None) -> None:
     ax.set_xlabel("training steps (batch 16)")
     ax.set_ylabel("val PCK@0.2 (%), lspet_bench val")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=columns, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     save_figure(figure, path)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ def main() -> int:
                                    first_index=4001), LSP_14)
     started = time.perf_counter()
     trained = _scores(evaluate(model, val))
-    steps = config.epochs * config.steps_per_epoch
+    steps = _trained_steps(args.run, config)
     results = json.loads(args.json.read_text()) if args.json.is_file() else {
         "benchmark": "pretrained", "models": {}}
     command = train_command(config, args.lspet_bench)
@@ -66,7 +67,10 @@ def main() -> int:
     if getattr(config, "init", None) == f"pretrained:{args.name}" and previous:
         # A model trained on from the one it replaces: once shipped, pretrained:NAME names
         # the new weights, so the recipe is the previous command, then this one from it.
-        first = previous["command"].replace("--out runs/lsp", "--out runs/lsp-first")
+        # every run folder of the previous recipe moves one level down (runs/lsp ->
+        # runs/lsp-first -> runs/lsp-first-first ...), its --init references with it
+        first = re.sub(r"runs/lsp((?:-first)*)(?=\s|$)", r"runs/lsp\1-first",
+                       previous["command"])
         command = first + " && " + command.replace(f"--init pretrained:{args.name}",
                                                    "--init runs/lsp-first")
         steps += previous["steps"]
@@ -109,7 +113,11 @@ def train_command(config, lspet_bench: Path) -> str:
     """The ``kpose train`` command line that reproduces ``config`` (data paths relative
     to the folder holding ``lspet_bench``)."""
     def relative(spec: str | None) -> str | None:
-        return None if spec is None else spec.replace(str(lspet_bench), "lspet_bench")
+        if spec is None:
+            return None
+        for root in (str(lspet_bench.resolve()), str(lspet_bench)):
+            spec = spec.replace(root, "lspet_bench")
+        return spec
 
     specs = config.data if isinstance(config.data, list) else [config.data]
     parts = ["kpose train", f"--model {config.model}",
@@ -140,6 +148,15 @@ def train_command(config, lspet_bench: Path) -> str:
                   f"--distill-temperature {config.distill_temperature:g}"]
     parts.append(f"--seed {config.seed}")
     return " ".join(parts)
+
+
+def _trained_steps(run: Path, config) -> int:
+    """Steps behind the shipped weights: the whole schedule of a finished run, or the
+    epochs a stopped run's checkpoints hold (``checkpoints/state.json``)."""
+    state = run / "checkpoints" / "state.json"
+    if (run / "model.keras").is_file() or not state.is_file():
+        return config.epochs * config.steps_per_epoch
+    return int(json.loads(state.read_text())["epoch"]) * config.steps_per_epoch
 
 
 def _scores(report: dict) -> dict:
