@@ -254,11 +254,11 @@ def plot_history(run_dir: str | Path) -> Figure:
     losses, accuracy = figure.subplots(1, 2)
     names = ["loss"] + sorted((n for n in rows[0] if n.endswith("_loss") and n != "loss"),
                               key=lambda n: [int(p) if p.isdigit() else p for p in n.split("_")])
-    for name in names:
-        losses.plot(epochs, column(name), "-o", ms=3, lw=2 if name == "loss" else 1,
-                    label=name)
+    series = {name: column(name) for name in names}
+    for name, values in series.items():
+        losses.plot(epochs, values, "-o", ms=3, lw=2 if name == "loss" else 1, label=name)
     # a likelihood loss (DeepPose's RLE) goes below zero, where a log axis has no place
-    values = np.concatenate([column(name) for name in names])
+    values = np.concatenate(list(series.values()))
     finite = values[np.isfinite(values)]
     losses.set_yscale("log" if finite.size and finite.min() > 0 else "symlog")
     losses.set_xlabel("epoch")
