@@ -16,7 +16,8 @@ from kpose.models import build_deeppose, build_deeppose_cascade, build_deeppose_
 from kpose.models.deeppose import build_deeppose_stage_keypoints
 from kpose.models.card import describe
 from kpose.models.families import build_heatmap_model
-from kpose.models.transfer import weight_paths
+from kpose.models.layers import SoftArgmax
+from kpose.models.transfer import transfer_weights, weight_paths
 from kpose.runs import load_model
 from kpose.skeletons import COCO_17, LSP_14
 from kpose.training.cascade import init_source
@@ -53,13 +54,61 @@ def test_l1_loss_sums_absolute_differences_of_labelled_joints():
     ({"head": "conv"}, "head must be one of"),
     ({"loss": "huber"}, "loss must be one of"),
     ({"backbone": "resnet", "depth": 50}, "depth must be one of"),
+    ({"head": "integral"}, "head 'integral' reads a ResNet's features"),
+    ({"head": "integral", "input_size": 48, **RESNET}, r"input_size \(48, 48\) must be divisible by 32"),
 ])
 def test_bad_recipe_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        build_deeppose(LSP_14, input_size=64, learning_rate=None, **kwargs)
+        build_deeppose(LSP_14, **{"input_size": 64, "learning_rate": None, **kwargs})
 
 
-@pytest.mark.parametrize("head", ["pool", "fc"])
+def test_an_integral_refiner_needs_crops_divisible_by_32():
+    with pytest.raises(ValueError, match=r"crop_size \(48, 48\) must be divisible by 32"):
+        build_deeppose_refiner(LSP_14, crop_size=48, head="integral", learning_rate=None,
+                               **RESNET)
+
+
+def test_soft_argmax_reads_a_distribution_over_pixel_centres():
+    """A map's joint is the softmax-weighted mean of its pixels' centres, in normalised
+    coordinates of the image the map covers."""
+    maps = np.zeros((3, 4, 8, 1), np.float32)
+    maps[0, 1, 2] = 50.0                 # one sharp peak: pixel (row 1, column 2)
+    maps[2, 1, 2] = maps[2, 1, 3] = 50.0  # two equal peaks side by side: their midpoint
+    out = np.asarray(SoftArgmax(beta=1.0)(maps))
+    assert out.shape == (3, 1, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, 0], [2.5 / 8 - 0.5, 1.5 / 4 - 0.5], atol=1e-6)
+    np.testing.assert_allclose(out[1, 0], [0.0, 0.0], atol=1e-6)  # a flat map: the centre
+    np.testing.assert_allclose(out[2, 0], [3.0 / 8 - 0.5, 1.5 / 4 - 0.5], atol=1e-6)
+    # beta sharpens: a weak peak (1 above a flat map) moves from near the centre to the peak.
+    weak = np.zeros((1, 4, 8, 1), np.float32)
+    weak[0, 1, 2] = 1.0
+    soft = np.asarray(SoftArgmax(beta=1.0)(weak))[0, 0]
+    sharp = np.asarray(SoftArgmax(beta=30.0)(weak))[0, 0]
+    peak = np.array([2.5 / 8 - 0.5, 1.5 / 4 - 0.5])
+    assert np.abs(sharp - peak).max() < 1e-3 < np.abs(soft - peak).max()
+
+
+def test_integral_head_starts_as_a_heatmap_model_read_by_soft_argmax(tmp_path):
+    """``--init`` from a SimpleBaselines ResNet copies every weight of the integral head
+    but its softmax factor, so the new regressor's joints are the soft-argmax of the
+    heatmap model's maps; it saves and reloads with the same outputs."""
+    keras.utils.set_random_seed(1)
+    source = build_heatmap_model("simplebaseline", LSP_14, input_size=64, deconv_filters=256,
+                                 learning_rate=None, **RESNET)
+    model = build_deeppose(LSP_14, input_size=64, head="integral", loss="l1",
+                           learning_rate=None, **RESNET)
+    report = transfer_weights(source, model)
+    assert report.fresh == ["keypoints_integral/log_beta"], report.summary()
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    maps = source(images)["stage_1"]
+    expected = np.asarray(SoftArgmax(beta=20.0)(maps))
+    np.testing.assert_allclose(np.asarray(model(images)), expected, atol=1e-5)
+    path = tmp_path / "integral.keras"
+    model.save(path)
+    np.testing.assert_allclose(np.asarray(load_model(path)(images)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["pool", "fc", "integral"])
 def test_resnet_stage1_learns_with_l1(people, head):
     keras.utils.set_random_seed(0)
     model = build_deeppose(COCO_17, input_size=64, head=head, loss="l1", dropout=0.0,

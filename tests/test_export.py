@@ -259,6 +259,27 @@ def test_deeppose_int8_pck_stays_within_two_points(cascade_file, tmp_path, dots)
     assert row["max_px"] < 8.0, row  # int8 regression stays near Keras's
 
 
+def test_an_integral_deeppose_exports_with_its_soft_argmax_in_the_graph(tmp_path, dots):
+    """The integral head (maps, a softmax per joint, the mean of the pixel centres) runs in
+    TFLite and ONNX as Keras runs it, and survives int8."""
+    keras.utils.set_random_seed(0)
+    model = build_deeppose(LSP_14, input_size=SIZE, backbone="resnet", depth=10,
+                           width=0.125, head="integral", dropout=0.0, learning_rate=None)
+    maps = model.get_layer("stage_1_maps")  # peaked maps, not the fresh flat ones
+    maps.kernel.assign(np.random.default_rng(0).normal(0, 0.05, maps.kernel.shape))
+    path = tmp_path / "integral.keras"
+    model.save(path)
+    lsp_dots = _as_lsp(dots)
+    result = export_model(path, tmp_path / "f32", onnx=True, calibration_data=lsp_dots,
+                          **FAST)
+    for row in result.report["files"]:
+        assert row["max_px"] <= 0.01, row
+    int8 = export_model(path, tmp_path / "i8", quantize="int8", calibration_data=lsp_dots,
+                        **FAST)
+    row = int8.report["files"][0]
+    assert row["pck_points"] <= 2.0 and row["max_px"] < 2.0, row
+
+
 # --- model.json and the embedded metadata ------------------------------------------------
 
 def test_tflite_metadata_reads_back_to_model_json(edgetpu_export):

@@ -16,7 +16,7 @@ from kpose.decoding import DECODING_METHODS, HeatmapDecoder
 
 __all__ = ["HeatmapDecoder", "CenterMap", "ImageNormalisation", "DECODING_METHODS",
            "center_map", "JointCrops", "JointBoxes", "RefineJoints",
-           "LocalResponseNormalisation", "CaffeNormalisation", "ResizeImages"]
+           "LocalResponseNormalisation", "CaffeNormalisation", "ResizeImages", "SoftArgmax"]
 
 @keras.saving.register_keras_serializable(package="kpose")
 class ImageNormalisation(keras.layers.Layer):
@@ -265,6 +265,55 @@ class RefineJoints(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "torso": self.torso,
                 "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kpose")
+class SoftArgmax(keras.layers.Layer):
+    """Integral regression (Sun et al., ECCV 2018): each joint's map, scaled by a learnt
+    per-joint factor ``beta`` and normalised by a softmax over its pixels, read as a
+    distribution whose mean is the joint.
+
+    Input ``(B, h, w, K)`` maps (any scale) covering the whole image the model sees;
+    output ``(B, K, 2)`` float32 ``(x, y)`` in kpose's normalised coordinates of that
+    image: map pixel ``(i, j)`` is at ``((j + 0.5) / w - 0.5, (i + 0.5) / h - 0.5)``, the
+    centre of the input pixels it covers (:func:`kpose.data.targets.input_to_map`).
+    The mean of a softmax is differentiable everywhere, so a coordinate loss trains the
+    maps; ``beta`` (stored as its logarithm, initial value ``beta``) sets how peaked the
+    distribution is: a map trained as a heatmap (peak about 1) reads as its peak with
+    ``beta`` about 20.
+    """
+
+    def __init__(self, beta: float = 20.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not beta > 0:
+            raise ValueError(f"SoftArgmax beta must be positive, got {beta!r}")
+        self.beta = float(beta)
+
+    def build(self, input_shape):
+        joints = input_shape[-1]
+        self.log_beta = self.add_weight(
+            name="log_beta", shape=(joints,),
+            initializer=keras.initializers.Constant(float(np.log(self.beta))))
+
+    def call(self, maps):
+        _, height, width, joints = maps.shape
+        maps = ops.cast(maps, "float32") * ops.exp(self.log_beta)
+        # (B, K, h * w): one distribution per joint on the last axis, as TFLite's SOFTMAX.
+        flat = ops.transpose(ops.reshape(maps, (-1, height * width, joints)), (0, 2, 1))
+        weights = ops.softmax(flat, axis=-1)
+        columns, rows = np.meshgrid((np.arange(width) + 0.5) / width - 0.5,
+                                    (np.arange(height) + 0.5) / height - 0.5)
+        grid = np.stack([columns.ravel(), rows.ravel()], axis=-1).astype("float32")
+        # A 2-D product with a constant: TFLite's FULLY_CONNECTED, which the Edge TPU runs.
+        means = ops.matmul(ops.reshape(weights, (-1, height * width)), grid)
+        return ops.reshape(means, (-1, joints, 2))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
 
 
 @keras.saving.register_keras_serializable(package="kpose")

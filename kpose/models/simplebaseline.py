@@ -27,8 +27,8 @@ from kpose.models.heatmaps import belief_output, compile_belief_model
 from kpose.models.layers import ImageNormalisation, ResizeImages
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["build_simplebaseline", "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE",
-           "SIMPLEBASELINE_UPSAMPLING"]
+__all__ = ["build_simplebaseline", "upsampling_head", "step_filters",
+           "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE", "SIMPLEBASELINE_UPSAMPLING"]
 
 SIMPLEBASELINE_BACKBONES = ("resnet", "mobilenetv2")
 SIMPLEBASELINE_STRIDE = 4
@@ -100,7 +100,7 @@ def build_simplebaseline(
     if upsampling not in SIMPLEBASELINE_UPSAMPLING:
         raise ValueError(f"upsampling must be one of {SIMPLEBASELINE_UPSAMPLING}, got "
                          f"{upsampling!r}")
-    steps = _step_filters(deconv_filters)
+    steps = step_filters(deconv_filters)
     codec = BeliefMapCodec(SIMPLEBASELINE_STRIDE, sigma, background=False)
     options = {"backbone": backbone, **({"depth": depth} if backbone == "resnet" else {}),
                "width": width, "deconv_filters": (deconv_filters if isinstance(deconv_filters, int)
@@ -118,8 +118,26 @@ def build_simplebaseline(
         features = mobilenetv2_features((height, width_px), stride=_BACKBONE_STRIDE,
                                         alpha=alpha, weights=backbone_weights,
                                         last_conv=last_conv)(scaled)
+    x = upsampling_head(features, steps, width=width, upsampling=upsampling)
+    heatmaps = belief_output(x, codec.channels(skeleton.num_joints), "stage_1")
+    model = keras.Model(image, {"stage_1": heatmaps}, name="simplebaseline")
+    if learning_rate is not None:
+        compile_belief_model(model, learning_rate=learning_rate,
+                             foreground_weight=foreground_weight)
+    return model
+
+
+def upsampling_head(features, steps: tuple[int, int, int], *, width: float,
+                    upsampling: str = "transposed"):
+    """SimpleBaselines' head without its output convolution: three steps that double the
+    resolution, each followed by BatchNorm and ReLU, from stride 32 to stride 4.
+
+    ``features`` ``(B, h, w, C)`` -> ``(B, 8h, 8w, F)`` with ``F = max(8, steps[2] *
+    width)``. The layers are named ``deconv1`` ... ``deconv3`` (with ``_bn``, ``_relu``)
+    whatever the model, so ``--init`` carries them between families.
+    """
     x = features
-    size = (height // _BACKBONE_STRIDE, width_px // _BACKBONE_STRIDE)
+    size = tuple(features.shape[1:3])
     for index, step_filters in enumerate(steps, start=1):
         filters = max(8, int(round(step_filters * width)))
         size = (2 * size[0], 2 * size[1])
@@ -130,15 +148,10 @@ def build_simplebaseline(
             x = _nearest_separable_step(x, filters, size, f"deconv{index}")
         x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{index}_bn")(x)
         x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
-    heatmaps = belief_output(x, codec.channels(skeleton.num_joints), "stage_1")
-    model = keras.Model(image, {"stage_1": heatmaps}, name="simplebaseline")
-    if learning_rate is not None:
-        compile_belief_model(model, learning_rate=learning_rate,
-                             foreground_weight=foreground_weight)
-    return model
+    return x
 
 
-def _step_filters(deconv_filters) -> tuple[int, int, int]:
+def step_filters(deconv_filters) -> tuple[int, int, int]:
     """``deconv_filters`` (one number or three) as the three steps' channel counts."""
     if isinstance(deconv_filters, (int, float)) and not isinstance(deconv_filters, bool):
         steps = (deconv_filters,) * 3
