@@ -130,18 +130,20 @@ def test_init_source_takes_the_matching_stage_of_a_cascade():
     assert init_source(stage1, 2) is stage1
 
 
-def test_cli_starts_a_deeppose_cascade_from_a_heatmap_model(tmp_path, capsys):
+@pytest.mark.parametrize("head", ["pool", "integral"])
+def test_cli_starts_a_deeppose_cascade_from_a_heatmap_model(tmp_path, capsys, head):
     """``--model deeppose --init`` a SimpleBaselines ResNet: the cascade takes its backbone,
-    width, depth and input size; both stages start from its backbone; the card says so."""
+    width, depth and input size; both stages start from its backbone (the integral head:
+    from its upsampling head and maps too); the card says so."""
     source = build_heatmap_model("simplebaseline", COCO_17, backbone="resnet", depth=10,
-                                 width=0.125, input_size=64, deconv_filters=16)
+                                 width=0.125, input_size=64, deconv_filters=256)
     path = tmp_path / "heatmaps.keras"
     source.save(path)
     out = tmp_path / "run"
     status = main(["train", "--model", "deeppose", "--init", str(path), "--stages", "2",
                    "--data", "synthetic:6:9", "--out", str(out), "--epochs", "1",
                    "--steps-per-epoch", "1", "--batch-size", "4", "--strategy", "default",
-                   "--lr", "1e-9", "--option", "head=pool", "--option", "loss=l1",
+                   "--lr", "1e-9", "--option", f"head={head}", "--option", "loss=l1",
                    "--option", "crop_size=32"])
     assert status == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
@@ -155,10 +157,14 @@ def test_cli_starts_a_deeppose_cascade_from_a_heatmap_model(tmp_path, capsys):
     assert info.options["init_from"]["card"]["family"] == "simplebaseline"
     # At a rate of 1e-9 one step leaves the copied backbone as it was.
     given = weight_paths(source)
+    kernels = ["resnet/resnet_stem_conv/kernel"]
+    if head == "integral":
+        kernels += ["deconv3/kernel", "stage_1_maps/kernel"]
     for stage in ("stage_1_regressor", "stage_2_refiner"):
         grown = weight_paths(cascade.get_layer(stage))
-        kernel = "resnet/resnet_stem_conv/kernel"
-        np.testing.assert_allclose(grown[kernel].numpy(), given[kernel].numpy(), atol=1e-6)
+        for kernel in kernels:
+            np.testing.assert_allclose(grown[kernel].numpy(), given[kernel].numpy(),
+                                       atol=1e-6)
 
 
 def test_evaluate_reports_every_stage_of_a_cascade(people):
