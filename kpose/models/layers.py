@@ -305,7 +305,9 @@ class SoftArgmax(keras.layers.Layer):
         columns, rows = np.meshgrid((np.arange(width) + 0.5) / width - 0.5,
                                     (np.arange(height) + 0.5) / height - 0.5)
         grid = np.stack([columns.ravel(), rows.ravel()], axis=-1).astype("float32")
-        # A 2-D product with a constant: TFLite's FULLY_CONNECTED, which the Edge TPU runs.
+        # A 2-D product with a constant grid (TFLite's FULLY_CONNECTED). The Edge TPU
+        # takes neither this nor a softmax over more than one row: an exported integral
+        # model ends on the CPU from its SOFTMAX on.
         means = ops.matmul(ops.reshape(weights, (-1, height * width)), grid)
         return ops.reshape(means, (-1, joints, 2))
 

@@ -138,8 +138,8 @@ def upsampling_head(features, steps: tuple[int, int, int], *, width: float,
     """
     x = features
     size = tuple(features.shape[1:3])
-    for index, step_filters in enumerate(steps, start=1):
-        filters = max(8, int(round(step_filters * width)))
+    for index, channels in enumerate(steps, start=1):
+        filters = max(8, int(round(channels * width)))
         size = (2 * size[0], 2 * size[1])
         if upsampling == "transposed":
             x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
