@@ -183,6 +183,12 @@ VARIANTS = {
                                       "loss": "l1", "dropout": 0.0, "learning_rate": 5e-4,
                                       "lr_schedule": "cosine",
                                       "init": "pretrained:lsp-simplebaseline-r18"},
+    # The same at a fifth of the rate: does a gentler start keep what the heatmap model knew?
+    "deeppose-r18-integral-l1-init-lr1e-4": {"model": "deeppose", "stages": 1,
+                                             "backbone": "resnet", "depth": 18, "width": 0.5,
+                                             "head": "integral", "loss": "l1", "dropout": 0.0,
+                                             "learning_rate": 1e-4, "lr_schedule": "cosine",
+                                             "init": "pretrained:lsp-simplebaseline-r18"},
     "deeppose-r18-pool-l2-init": {"model": "deeppose", "stages": 1, "backbone": "resnet",
                                   "depth": 18, "width": 0.5, "head": "pool", "loss": "l2",
                                   "dropout": 0.0, "learning_rate": 1e-3,
