@@ -1,6 +1,6 @@
 """Is model A better than model B? A paired bootstrap of their val PCK difference.
 
-Two trained belief-map models (run folders, ``.keras`` files or ``pretrained:NAME``) are
+Two trained models of any family (run folders, ``.keras`` files or ``pretrained:NAME``) are
 scored on the same lspet_bench val persons (500; crops and decoding as ``kpose evaluate``
 does them), and the difference of their pooled PCK (A minus B, in points) is given with a
 95 % confidence interval from resampling the *persons* with replacement, both models
@@ -11,8 +11,9 @@ only more runs measure.
     python benchmarks/compare_models.py RUN_A RUN_B --name-a A --name-b B [--alpha 0.2]
 
 ``--stage-a`` / ``--stage-b`` pick a stage output (default: each model's last), so two
-stages of one model compare the same way. Each call adds (or replaces) one row of
-``--json``; ``--name-a`` / ``--name-b`` label the rows (default: the paths as given).
+stages of one model (a CPM's, a DeepPose cascade's) compare the same way. Each call adds
+(or replaces) one row of ``--json``; ``--name-a`` / ``--name-b`` label the rows (default:
+the paths as given).
 """
 
 from __future__ import annotations
@@ -83,13 +84,14 @@ def main() -> int:
 
 
 def stage_keypoints(model_path: str, records, skeleton) -> dict:
-    """``{"stage_1": (N, K, 3), ...}``: every stage's keypoints of the model at
-    ``model_path`` for ``records``, in image pixels."""
-    from kpose.inference import predict_stage_keypoints
+    """``{"stage_1": (N, K, 3), ...}`` (or ``{"keypoints": ...}`` for a model without
+    stages): every stage's keypoints of the model at ``model_path`` for ``records``, in
+    image pixels, as ``kpose evaluate`` predicts them."""
+    from kpose.evaluation import predict_stages
     from kpose.runs import load_run_model
 
     model, _ = load_run_model(model_path)
-    return predict_stage_keypoints(model, records, skeleton)
+    return predict_stages(model, records, skeleton)
 
 
 def person_scores(stages: dict, stage: str | None, model_path: str, records, skeleton,
@@ -99,7 +101,9 @@ def person_scores(stages: dict, stage: str | None, model_path: str, records, ske
     (``(N,)`` integer arrays; a person without both torso joints scores 0 of 0)."""
     from kpose.metrics import pck
 
-    stage = stage or max(stages, key=lambda name: int(name.rsplit("_", 1)[1]))
+    stage = stage or ("keypoints" if "keypoints" in stages else
+                      max((name for name in stages if name.startswith("stage_")),
+                          key=lambda name: int(name.rsplit("_", 1)[1])))
     if stage not in stages:
         raise ValueError(f"{model_path} has no output {stage!r}; it has {', '.join(stages)}")
     correct, total = np.zeros(len(records), int), np.zeros(len(records), int)

@@ -12,7 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["HeatmapDecoder", "NormalisedToPixels", "DECODING_METHODS", "DECODING_FRAMES"]
+__all__ = ["HeatmapDecoder", "NormalisedToPixels", "DECODING_METHODS", "DECODING_FRAMES",
+           "softmax_mean", "map_pixel_grid"]
 
 DECODING_METHODS = ("taylor", "soft_argmax", "local_centroid")
 DECODING_FRAMES = ("pixels", "fraction")
@@ -125,8 +126,7 @@ class HeatmapDecoder(keras.layers.Layer):
         self._joints, self._height, self._width = int(joints), int(height), int(width)
         if self.method == "local_centroid":
             self._border = _border_correction(self.sigma, self.radius)
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        self._grid = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (h*w, 2) as (x, y)
+        self._grid = map_pixel_grid(height, width)
 
     def call(self, maps):
         maps = ops.cast(maps[..., : self._joints], "float32")
@@ -139,7 +139,7 @@ class HeatmapDecoder(keras.layers.Layer):
         if self.method == "taylor":
             xy = self._taylor(flat)
         else:
-            xy = self._soft_argmax(flat, batch)
+            xy = self._soft_argmax(flat)
         if self.frame == "pixels":
             xy = (xy + 0.5) * self.stride - 0.5  # map pixels -> input pixels
         else:
@@ -165,12 +165,8 @@ class HeatmapDecoder(keras.layers.Layer):
         y = ops.cast(cy, "float32") + dy
         return ops.stack([x, y], axis=-1)
 
-    def _soft_argmax(self, flat, batch):
-        weights = ops.softmax(flat * self.beta, axis=-1)
-        rows = ops.reshape(weights, (batch * self._joints, self._height * self._width))
-        # A constant right-hand side keeps this a FULLY_CONNECTED op in TFLite.
-        xy = ops.matmul(rows, ops.convert_to_tensor(self._grid))
-        return ops.reshape(xy, (batch, self._joints, 2))
+    def _soft_argmax(self, flat):
+        return softmax_mean(flat * self.beta, self._grid)
 
     def _local_centroid(self, maps):
         """``(B, h, w, K)`` maps -> ``(B, K, 3)``; see the class docstring.
@@ -320,3 +316,34 @@ def _parabola_vertex(left, centre, right):
     peaked = curvature < -1e-6
     offset = 0.5 * (left - right) / ops.where(peaked, curvature, -1.0)
     return ops.where(peaked, ops.clip(offset, -1.5, 1.5), 0.0)
+
+
+def map_pixel_grid(height: int, width: int) -> np.ndarray:
+    """``(h * w, 2)`` float32 ``(x, y)`` of every pixel of an ``(h, w)`` map, row-major
+    (the order of a map flattened over its two axes), in map pixels: pixel ``(i, j)`` is
+    at ``(j, i)``."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def softmax_mean(logits, positions: np.ndarray):
+    """Soft-argmax: each row of ``logits`` as a distribution (a softmax over its pixels),
+    and the mean position under it.
+
+    Args:
+        logits: ``(B, K, h * w)`` float32 map values already scaled (by ``beta``), each
+            joint's map flattened row-major.
+        positions: ``(h * w, 2)`` constant ``(x, y)`` of those pixels in the frame the
+            result should be in (:func:`map_pixel_grid`, or a rescaling of it).
+
+    Returns:
+        ``(B, K, 2)`` float32 ``(x, y)``.
+    """
+    joints, pixels = logits.shape[1], logits.shape[2]
+    weights = ops.softmax(logits, axis=-1)  # over the last axis, as TFLite's SOFTMAX
+    # A 2-D product with a constant right-hand side is TFLite's FULLY_CONNECTED. The Edge
+    # TPU takes neither this nor a softmax over more than one row: an exported model ends
+    # on the CPU from its SOFTMAX on.
+    xy = ops.matmul(ops.reshape(weights, (-1, pixels)),
+                    ops.convert_to_tensor(np.asarray(positions, np.float32)))
+    return ops.reshape(xy, (-1, joints, 2))

@@ -27,7 +27,7 @@ from kpose.data.verify import drop_unreadable
 from kpose.runs import load_run_model
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["evaluate", "predict_stage_keypoints", "predict_record_keypoints",
+__all__ = ["evaluate", "predict_stages", "predict_stage_keypoints", "predict_record_keypoints",
            "stage_pck_report", "mean_pose_keypoints", "mean_pose_baseline",
            "write_evaluation_plots"]
 
@@ -75,33 +75,10 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
     records, skeleton = loaded.records, loaded.skeleton
     if skip_corrupt:
         records = drop_unreadable(records, skip=True)
-    input_size = input_size_of(model)
-    belief_maps = isinstance(model, keras.Model) and bool(stage_outputs(model)) \
-        and describe(model).codec.kind == "belief_maps"
-    if flip and not belief_maps:
-        raise ValueError("flip averages belief maps; it applies to Keras belief-map "
-                         "models (CPM, SimpleBaselines, hourglass) only")
-    if belief_maps:
-        stages = predict_stage_keypoints(model, records, skeleton, input_size=input_size,
-                                         batch_size=batch_size, flip=flip, progress=progress)
-        last = stages[stage_outputs(model)[-1]]
-    elif isinstance(model, keras.Model) and _is_deeppose(model):
-        check_model_skeleton(describe(model).skeleton, skeleton)
-        stages = predict_record_keypoints(
-            build_deeppose_stage_keypoints(model), records, skeleton, input_size=input_size,
-            batch_size=batch_size,
-            decode=lambda outputs: {k: np.asarray(v) for k, v in outputs.items()},
-            margin=crop_margin(model), progress=progress)
-        last = stages[max(stages, key=_stage_number)]
-    else:  # a keypoint model or an exported file
-        keypoint_model = inference_model(model)
-        check_model_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
-                             else describe(keypoint_model).skeleton, skeleton)
-        stages = predict_record_keypoints(
-            keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
-            decode=lambda outputs: {"keypoints": np.asarray(outputs)},
-            margin=crop_margin(keypoint_model), progress=progress)
-        last = stages["keypoints"]
+    stages = predict_stages(model, records, skeleton, flip=flip, batch_size=batch_size,
+                            progress=progress)
+    last = stages["keypoints"] if "keypoints" in stages \
+        else stages[max(stages, key=_stage_number)]  # an IEF model's last is stage_1
     truth = np.stack([r.keypoints for r in records])
     final = {}
     for name, result in (("PCK@0.1", pck(last, truth, skeleton, alpha=0.1)),
@@ -120,6 +97,51 @@ def evaluate(model_or_path, data, *, flip: bool = False, batch_size: int = 32,
         report["plots"] = write_evaluation_plots(plots, stages, records, skeleton,
                                                  samples=plot_samples)
     return report
+
+
+def predict_stages(model, records: Sequence[PoseRecord], skeleton: Skeleton | str, *,
+                   flip: bool = False, batch_size: int = 32,
+                   progress: bool = False) -> dict[str, np.ndarray]:
+    """Every stage's keypoints of a loaded model for ``records``, as :func:`evaluate`
+    scores them.
+
+    Args:
+        model: a Keras model (belief-map family, DeepPose cascade or IEF, or any keypoint
+            model) or an exported file's :func:`~kpose.prediction.inference_model`.
+        records: the persons, each cropped around its box with the model's margin.
+        skeleton: the data's joints; must be the model's.
+        flip: average with the mirrored crop's belief maps (belief-map models only).
+
+    Returns:
+        ``{"stage_1": (N, K, 3), ...}`` for a model with stages (a DeepPose cascade's
+        stages, IEF's iterations, a CPM's or hourglass's stages), else
+        ``{"keypoints": (N, K, 3)}``: ``(x, y, score)`` in image pixels, row ``n`` for
+        ``records[n]``.
+    """
+    skeleton = get_skeleton(skeleton)
+    input_size = input_size_of(model)
+    belief_maps = isinstance(model, keras.Model) and bool(stage_outputs(model)) \
+        and describe(model).codec.kind == "belief_maps"
+    if flip and not belief_maps:
+        raise ValueError("flip averages belief maps; it applies to Keras belief-map "
+                         "models (CPM, SimpleBaselines, hourglass) only")
+    if belief_maps:
+        return predict_stage_keypoints(model, records, skeleton, input_size=input_size,
+                                       batch_size=batch_size, flip=flip, progress=progress)
+    if isinstance(model, keras.Model) and _is_deeppose(model):
+        check_model_skeleton(describe(model).skeleton, skeleton)
+        return predict_record_keypoints(
+            build_deeppose_stage_keypoints(model), records, skeleton, input_size=input_size,
+            batch_size=batch_size,
+            decode=lambda outputs: {k: np.asarray(v) for k, v in outputs.items()},
+            margin=crop_margin(model), progress=progress)
+    keypoint_model = inference_model(model)  # a keypoint model or an exported file
+    check_model_skeleton(keypoint_model.skeleton if hasattr(keypoint_model, "skeleton")
+                         else describe(keypoint_model).skeleton, skeleton)
+    return predict_record_keypoints(
+        keypoint_model, records, skeleton, input_size=input_size, batch_size=batch_size,
+        decode=lambda outputs: {"keypoints": np.asarray(outputs)},
+        margin=crop_margin(keypoint_model), progress=progress)
 
 
 def write_evaluation_plots(folder: str | Path, stages: dict[str, np.ndarray],

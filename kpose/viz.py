@@ -276,7 +276,9 @@ def plot_history(run_dir: str | Path) -> Figure:
 
 
 def plot_refinement(image: np.ndarray, stage_keypoints: Sequence[np.ndarray],
-                    skeleton: Skeleton | str, *, sigma: float = 2.0) -> Figure:
+                    skeleton: Skeleton | str, *, sigma: float = 2.0, axes=None,
+                    titles: Sequence[str] | None = None,
+                    ground_truth: np.ndarray | None = None) -> Figure:
     """DeepPose's cascade: each stage's estimate, and the boxes refiner stages cropped.
 
     Args:
@@ -285,21 +287,33 @@ def plot_refinement(image: np.ndarray, stage_keypoints: Sequence[np.ndarray],
         skeleton: its ``torso`` gives the box side (``sigma`` x torso diameter of the
             previous stage's estimate, as the refiners crop).
         sigma: the cascade's box size in torso diameters.
+        axes: draw into these, one per stage (a row of a larger figure), instead of a new
+            figure.
+        titles: one per stage (default ``"stage 1"``, ...).
+        ground_truth: ``(K, 3)`` true keypoints, drawn in every panel as white crosses.
 
     Returns:
-        A figure with one panel per stage; panel ``s > 1`` shows the boxes around the
-        stage ``s - 1`` joints and the stage ``s`` estimate.
+        The figure holding the panels, one per stage; panel ``s > 1`` shows the boxes
+        around the stage ``s - 1`` joints and the stage ``s`` estimate.
     """
     skeleton = get_skeleton(skeleton)
     if not stage_keypoints:
         raise ValueError("stage_keypoints is empty: give one (K, 2) estimate per stage")
     stages = [np.asarray(k, np.float32)[:, :2] for k in stage_keypoints]
-    figure = Figure(figsize=(3.2 * len(stages), 3.4))
-    axes = figure.subplots(1, len(stages), squeeze=False)[0]
+    if titles is None:
+        titles = [f"stage {s + 1}" for s in range(len(stages))]
+    if len(titles) != len(stages) or (axes is not None and len(axes) != len(stages)):
+        raise ValueError(f"give one title and one axes per stage ({len(stages)})")
+    own = axes is None
+    if own:
+        figure = Figure(figsize=(3.2 * len(stages), 3.4))
+        axes = figure.subplots(1, len(stages), squeeze=False)[0]
+    else:
+        figure = axes[0].figure
     a, b = skeleton.torso
     for s, (ax, points) in enumerate(zip(axes, stages)):
         shown = np.concatenate([points, np.full((len(points), 1), 2.0)], axis=1)
-        draw_pose(image, shown, skeleton, ax=ax, title=f"stage {s + 1}")
+        draw_pose(image, shown, skeleton, ax=ax, title=titles[s], ground_truth=ground_truth)
         if s == 0:
             continue
         previous = stages[s - 1]
@@ -307,5 +321,6 @@ def plot_refinement(image: np.ndarray, stage_keypoints: Sequence[np.ndarray],
         for x, y in previous:
             ax.add_patch(Rectangle((x - side / 2, y - side / 2), side, side, fill=False,
                                    lw=0.7, ec="white", alpha=0.6))
-    figure.tight_layout(pad=0.3)
+    if own:
+        figure.tight_layout(pad=0.3)
     return figure

@@ -55,7 +55,8 @@ def test_l1_loss_sums_absolute_differences_of_labelled_joints():
     ({"loss": "huber"}, "loss must be one of"),
     ({"backbone": "resnet", "depth": 50}, "depth must be one of"),
     ({"head": "integral"}, "head 'integral' reads a ResNet's features"),
-    ({"head": "integral", "input_size": 48, **RESNET}, r"input_size \(48, 48\) must be divisible by 32"),
+    ({"head": "integral", "input_size": 48, **RESNET},
+     r"input_size \(48, 48\) must be divisible by 32 for head 'integral'"),
 ])
 def test_bad_recipe_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -87,6 +88,25 @@ def test_soft_argmax_reads_a_distribution_over_pixel_centres():
     peak = np.array([2.5 / 8 - 0.5, 1.5 / 4 - 0.5])
     assert np.abs(sharp - peak).max() < 1e-3 < np.abs(soft - peak).max()
 
+
+
+def test_the_decoders_soft_argmax_is_the_integral_heads_in_its_own_frame():
+    """``HeatmapDecoder(method="soft_argmax")`` and the integral head read a map the same
+    way: the decoder's input-fraction frame is the head's normalised one shifted by 0.5,
+    and its pixel frame puts a symmetric peak on the pixel it is centred on."""
+    from kpose.decoding import HeatmapDecoder
+
+    rng = np.random.default_rng(3)
+    maps = rng.normal(0.0, 0.3, (2, 8, 12, 3)).astype(np.float32)
+    fraction = HeatmapDecoder(stride=4, method="soft_argmax", beta=7.0, frame="fraction",
+                              num_joints=3)(maps).numpy()
+    head = np.asarray(SoftArgmax(beta=7.0)(maps))
+    np.testing.assert_allclose(fraction[..., :2] - 0.5, head, atol=1e-6)
+    ys, xs = np.mgrid[0:8, 0:12]
+    peak = np.exp(-((xs - 5) ** 2 + (ys - 3) ** 2) / 2.0)[None, :, :, None]
+    pixels = HeatmapDecoder(stride=1, method="soft_argmax", beta=100.0, num_joints=1)(
+        peak.astype(np.float32)).numpy()
+    np.testing.assert_allclose(pixels[0, 0, :2], [5.0, 3.0], atol=1e-4)
 
 def test_integral_head_starts_as_a_heatmap_model_read_by_soft_argmax(tmp_path):
     """``--init`` from a SimpleBaselines ResNet copies every weight of the integral head

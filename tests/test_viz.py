@@ -146,3 +146,21 @@ def test_refinement_draws_one_box_per_joint_for_each_refiner_stage():
     a, b = LSP_14.torso
     side = 0.5 * np.hypot(*(stage1[a] - stage1[b]))
     assert figure.axes[1].patches[0].get_width() == pytest.approx(side)
+
+
+def test_refinement_draws_rows_of_a_larger_figure_with_titles():
+    from matplotlib.figure import Figure
+
+    from kpose.viz import plot_refinement
+
+    stage1 = _pose()[:, :2]
+    grid = Figure().subplots(2, 2)
+    for row, shift in zip(grid, (1, 3)):
+        drawn = plot_refinement(np.zeros((100, 100, 3)), [stage1, stage1 + shift], LSP_14,
+                                axes=row, titles=["first", f"moved {shift}"],
+                                ground_truth=_pose())
+    assert drawn is grid[0, 0].figure and len(drawn.axes) == 4
+    assert [ax.get_title() for ax in drawn.axes] == ["first", "moved 1", "first", "moved 3"]
+    assert [len(ax.patches) for ax in drawn.axes] == [0, 14, 0, 14]
+    with pytest.raises(ValueError, match="one title and one axes per stage"):
+        plot_refinement(np.zeros((100, 100, 3)), [stage1, stage1], LSP_14, titles=["one"])

@@ -44,7 +44,7 @@ from kpose.models.ief import ITERATION_PREFIX, feedback_iterations
 from kpose.models.layers import (CaffeNormalisation, ImageNormalisation, JointBoxes, JointCrops,
                                  RefineJoints, ResizeImages, SoftArgmax)
 from kpose.models.rle import RLE_OUTPUT, ResidualFlow
-from kpose.models.simplebaseline import step_filters, upsampling_head
+from kpose.models.simplebaseline import check_backbone_stride, step_filters, upsampling_head
 from kpose.skeletons import Skeleton, get_skeleton
 
 __all__ = ["build_deeppose", "build_deeppose_refiner", "build_deeppose_cascade",
@@ -62,7 +62,6 @@ HEADS = ("fc", "pool", "integral")
 # The integral head's three upsampling steps: SimpleBaselines' 256 channels (times width),
 # so a trained SimpleBaselines model's head carries over whole.
 _INTEGRAL_FILTERS = 256
-_INTEGRAL_STRIDE = 32
 # "l2": the paper's squared distance; "l1": absolute differences (robust to the outliers
 # of occluded and mislabelled joints); "rle": residual log-likelihood (stage 1 only, on a
 # training-only "rle" output, kpose.models.rle).
@@ -164,7 +163,7 @@ def build_deeppose(
     feedback = _check_feedback(iterations, max_step, feedback_sigma, backbone=backbone,
                                head=head, with_visibility=with_visibility)
     if head == "integral":
-        _check_integral_size(size, "input_size")
+        check_backbone_stride(size, "input_size", "head 'integral'")
     if loss == "rle" and (feedback or with_visibility):
         raise ValueError("loss 'rle' trains a plain regressor's joints: it takes neither "
                          "iterations > 1 nor with_visibility")
@@ -271,7 +270,7 @@ def build_deeppose_refiner(
                          "'l2' (a cascade with an RLE stage 1 trains its refiners with 'l1')")
     crop = keras.Input((int(crop_size), int(crop_size), 3), name="crop")
     if head == "integral":
-        _check_integral_size((int(crop_size),) * 2, "crop_size")
+        check_backbone_stride((int(crop_size),) * 2, "crop_size", "head 'integral'")
         # The crop is centred on the joint's estimate, so where the joint lies in the
         # crop's normalised frame is the displacement.
         displacements, _ = _integral(crop, skeleton.num_joints, "displacements",
@@ -570,12 +569,6 @@ def _integral(image, joints: int, name: str, *, width: float, depth: int, dropou
     coordinates = keras.layers.Activation("linear", dtype="float32", name=name)(coordinates)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     return coordinates, keras.layers.Dropout(dropout, name="pool_dropout")(pooled)
-
-
-def _check_integral_size(size: tuple[int, int], argument: str) -> None:
-    if size[0] % _INTEGRAL_STRIDE or size[1] % _INTEGRAL_STRIDE:
-        raise ValueError(f"{argument} {size} must be divisible by {_INTEGRAL_STRIDE} for "
-                         f"head 'integral' (its ResNet's stride)")
 
 
 def _coordinates(hidden, joints: int, name: str, *, zero_init: bool = False):

@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from kpose.data.transforms import joint_boxes
-from kpose.decoding import DECODING_METHODS, HeatmapDecoder
+from kpose.decoding import DECODING_METHODS, HeatmapDecoder, map_pixel_grid, softmax_mean
 
 
 __all__ = ["HeatmapDecoder", "CenterMap", "ImageNormalisation", "DECODING_METHODS",
@@ -299,17 +299,11 @@ class SoftArgmax(keras.layers.Layer):
     def call(self, maps):
         _, height, width, joints = maps.shape
         maps = ops.cast(maps, "float32") * ops.exp(self.log_beta)
-        # (B, K, h * w): one distribution per joint on the last axis, as TFLite's SOFTMAX.
+        # (B, K, h * w): one distribution per joint on the last axis.
         flat = ops.transpose(ops.reshape(maps, (-1, height * width, joints)), (0, 2, 1))
-        weights = ops.softmax(flat, axis=-1)
-        columns, rows = np.meshgrid((np.arange(width) + 0.5) / width - 0.5,
-                                    (np.arange(height) + 0.5) / height - 0.5)
-        grid = np.stack([columns.ravel(), rows.ravel()], axis=-1).astype("float32")
-        # A 2-D product with a constant grid (TFLite's FULLY_CONNECTED). The Edge TPU
-        # takes neither this nor a softmax over more than one row: an exported integral
-        # model ends on the CPU from its SOFTMAX on.
-        means = ops.matmul(ops.reshape(weights, (-1, height * width)), grid)
-        return ops.reshape(means, (-1, joints, 2))
+        normalised = (map_pixel_grid(height, width) + 0.5) \
+            / np.array([width, height], np.float32) - 0.5
+        return softmax_mean(flat, normalised)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1], 2)

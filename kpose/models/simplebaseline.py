@@ -27,13 +27,21 @@ from kpose.models.heatmaps import belief_output, compile_belief_model
 from kpose.models.layers import ImageNormalisation, ResizeImages
 from kpose.skeletons import Skeleton, get_skeleton
 
-__all__ = ["build_simplebaseline", "upsampling_head", "step_filters",
+__all__ = ["build_simplebaseline", "upsampling_head", "step_filters", "check_backbone_stride",
            "SIMPLEBASELINE_BACKBONES", "SIMPLEBASELINE_STRIDE", "SIMPLEBASELINE_UPSAMPLING"]
 
 SIMPLEBASELINE_BACKBONES = ("resnet", "mobilenetv2")
 SIMPLEBASELINE_STRIDE = 4
 SIMPLEBASELINE_UPSAMPLING = ("transposed", "nearest")
 _BACKBONE_STRIDE = 32
+
+
+def check_backbone_stride(size: tuple[int, int], argument: str, user: str) -> None:
+    """Refuse a ``(height, width)`` the backbone's stride-32 features do not tile, in one
+    line naming ``argument`` and the model or head (``user``) that needs it."""
+    if size[0] % _BACKBONE_STRIDE or size[1] % _BACKBONE_STRIDE:
+        raise ValueError(f"{argument} {tuple(size)} must be divisible by {_BACKBONE_STRIDE} "
+                         f"for {user} (its backbone's stride)")
 
 
 def build_simplebaseline(
@@ -86,9 +94,7 @@ def build_simplebaseline(
     """
     skeleton = get_skeleton(skeleton)
     height, width_px = input_size_hw(input_size, minimum=_BACKBONE_STRIDE)
-    if height % _BACKBONE_STRIDE or width_px % _BACKBONE_STRIDE:
-        raise ValueError(f"input_size {(height, width_px)} must be divisible by "
-                         f"{_BACKBONE_STRIDE} for SimpleBaselines (its backbone's stride)")
+    check_backbone_stride((height, width_px), "input_size", "SimpleBaselines")
     if backbone not in SIMPLEBASELINE_BACKBONES:
         raise ValueError(f"backbone must be one of {SIMPLEBASELINE_BACKBONES}, got "
                          f"{backbone!r}")
