@@ -259,6 +259,38 @@ def test_deeppose_int8_pck_stays_within_two_points(cascade_file, tmp_path, dots)
     assert row["max_px"] < 8.0, row  # int8 regression stays near Keras's
 
 
+
+def test_an_int8_cascade_on_a_256_px_image_runs_in_litert(tmp_path):
+    """The refiners' crops test each sample for lying inside the image. As two comparisons
+    (``c >= 0``, ``c <= 255``) the int8 file of a 256 px cascade aborted LiteRT's process
+    (LESS_EQUAL against the constant 255); as one comparison with zero it runs. Run in a
+    child process, so that an abort fails this test instead of killing the worker."""
+    import subprocess
+    import sys
+
+    keras.utils.set_random_seed(0)
+    stage1 = build_deeppose(LSP_14, input_size=SIZE, width=1 / 16, learning_rate=None)
+    refiner = build_deeppose_refiner(LSP_14, crop_size=SIZE, width=1 / 16, learning_rate=None)
+    dense = refiner.get_layer("displacements_dense")
+    dense.kernel.assign(np.random.default_rng(0).normal(0, 0.01, dense.kernel.shape))
+    cascade = build_deeppose_cascade(stage1, [refiner], sigma=2.0, skeleton=LSP_14,
+                                     input_size=256)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "cascade_int8.tflite"
+    path.write_bytes(convert_tflite(
+        keypoint_graph(load_pose_model(cascade)), (256, 256), quantization="int8",
+        representative=lambda: (rng.uniform(0, 255, (1, 256, 256, 3)).astype(np.float32)
+                                for _ in range(8))))
+    script = ("import sys, numpy as np\n"
+              "from kpose.runtime import raw_runner\n"
+              "run = raw_runner(sys.argv[1], threads=1)\n"
+              "image = np.random.default_rng(1).integers(0, 256, (1, 256, 256, 3))\n"
+              "print(np.asarray(run(image.astype(np.uint8))[0]).shape)\n")
+    child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert child.stdout.strip().splitlines()[-1] == "(14, 3)"
+
 def test_an_integral_deeppose_exports_with_its_soft_argmax_in_the_graph(tmp_path, dots):
     """The integral head (maps, a softmax per joint, the mean of the pixel centres) runs in
     TFLite and ONNX as Keras runs it, and survives int8."""

@@ -415,7 +415,11 @@ def _tent_weights(start, end, size: int, samples: int):
         coords = start[..., None] * (size - 1) + index * step[..., None]
     else:
         coords = (0.5 * (start + end) * (size - 1))[..., None]
-    inside = ops.cast(ops.logical_and(coords >= 0.0, coords <= size - 1.0), "float32")
+    # 0 <= c <= size - 1 exactly when min(c, size - 1 - c) >= 0 (a float difference has
+    # the sign of the comparison): one comparison, with zero. Int8 LiteRT aborts the
+    # process on LESS_EQUAL against the calibrated constant size - 1 (LiteRT 2.x,
+    # measured on a 256 px cascade), where a comparison with zero runs.
+    inside = ops.cast(ops.minimum(coords, (size - 1.0) - coords) >= 0.0, "float32")
     grid = np.arange(size, dtype="float32")
     weights = ops.relu(1.0 - ops.abs(grid - coords[..., None])) * inside[..., None]
     return weights, inside
