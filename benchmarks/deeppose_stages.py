@@ -6,8 +6,8 @@ is predicted as ``kpose evaluate`` predicts it, and scored:
 * PCK@0.1 / PCK@0.2 and PDJ@0.2 (torso) of every stage;
 * strict PCP@0.5 per limb (left and right averaged), and over all arms and legs, the
   number the DeepPose seed's table gives (stage 1: 54 %, stage 3: 61 % on LSP);
-* each stage against the one before: the difference in PCK@0.2 with a 95 % paired
-  bootstrap interval over persons (``compare_models.py``'s test);
+* each stage against the one before: the difference in PCK@0.2 and PCK@0.1 with a 95 %
+  paired bootstrap interval over persons (``compare_models.py``'s test);
 * with ``--curves``: PDJ curves per stage (the paper's Figures 4-5);
 * with ``--figure``: the stages on a few val images, each refiner's boxes drawn.
 
@@ -71,12 +71,13 @@ def main() -> int:
            "stages": {name: stage_scores(stages[name], truth, skeleton) for name in names},
            "against_previous": {}, "seed_pcp_arms_and_legs": SEED_PCP}
     for previous, name in zip(names, names[1:]):
-        (_, correct_b, total), (_, correct_a, _) = (
-            person_scores(stages, stage, args.model, val, skeleton, 0.2)
-            for stage in (previous, name))
-        row["against_previous"][name] = {
-            "metric": "PCK@0.2 (torso)",
-            **paired_difference(correct_a, correct_b, total, resamples=args.resamples)}
+        row["against_previous"][name] = {}
+        for alpha in (0.2, 0.1):
+            (_, correct_b, total), (_, correct_a, _) = (
+                person_scores(stages, stage, args.model, val, skeleton, alpha)
+                for stage in (previous, name))
+            row["against_previous"][name][f"PCK@{alpha:g}"] = paired_difference(
+                correct_a, correct_b, total, resamples=args.resamples)
     print_table(row)
     if args.curves is not None:
         draw_curves(stages, names, truth, skeleton, args.curves)
@@ -120,12 +121,13 @@ def print_table(row: dict) -> None:
     kinds = list(next(iter(row["stages"].values()))["PCP@0.5 per limb"])
     print(f"{row['model']} on {row['persons']} lspet_bench val persons")
     print(f"{'stage':8} {'PCK@0.1':>8} {'PCK@0.2':>8} {'PDJ@0.2':>8} "
-          + " ".join(f"{kind:>10}" for kind in kinds) + f" {'arms+legs':>10}  vs previous")
+          + " ".join(f"{kind:>10}" for kind in kinds)
+          + f" {'arms+legs':>10}  against the previous stage (95 % interval)")
     for name, scores in row["stages"].items():
-        against = row["against_previous"].get(name)
-        versus = "" if against is None else (f"{against['difference']:+.2f} points "
-                                              f"[{against['interval'][0]:+.2f}, "
-                                              f"{against['interval'][1]:+.2f}]")
+        against = row["against_previous"].get(name, {})
+        versus = ", ".join(f"{metric} {d['difference']:+.2f} points "
+                           f"[{d['interval'][0]:+.2f}, {d['interval'][1]:+.2f}]"
+                           for metric, d in against.items())
         print(f"{name:8} {100 * scores['PCK@0.1']:8.1f} {100 * scores['PCK@0.2']:8.1f} "
               f"{100 * scores['PDJ@0.2']:8.1f} "
               + " ".join(f"{100 * v:10.1f}" for v in scores["PCP@0.5 per limb"].values())

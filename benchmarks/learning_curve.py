@@ -20,7 +20,9 @@ machine, so that the cosine schedule knows its length; ``--steps`` fixes it inst
 ``--seed N`` (initial weights, data order and augmentation; default 0) adds ``-seedN`` to
 the key, to measure how much two runs of one recipe differ. ``--extra`` trains on
 lspet_bench train and its 4,500 extra images together (8,500 persons; key suffix
-``+extra``), to measure what twice the data is worth at the same steps.
+``+extra``), to measure what twice the data is worth at the same steps. ``--init MODEL
+--init-label NAME`` starts a variant from another model than its own (an earlier version
+of a shipped model, say), keyed ``...-from-NAME``.
 """
 
 from __future__ import annotations
@@ -210,6 +212,12 @@ def main() -> int:
                         help="seed of the weights, data order and augmentation (default 0)")
     parser.add_argument("--runs", type=Path, default=Path("learning_curve_runs"),
                         help="folder of the variants' run folders (kept for resuming)")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="start from this model instead of the variant's own --init "
+                        "(e.g. an earlier version of a shipped model kept as a .keras file)")
+    parser.add_argument("--init-label", metavar="TEXT",
+                        help="with --init: what the results call that model (default: as "
+                        "given; keep paths of this machine out of the results)")
     parser.add_argument("--lspet-bench", type=Path, default=DEFAULT_LSPET_BENCH)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/learning_curve.json"))
     parser.add_argument("--plot", type=Path, help="draw every variant in --json into this PNG")
@@ -222,6 +230,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.variant is None and args.plot is None:
         parser.error("give --variant to train, --plot to draw, or both")
+    if args.init_label and not args.init:
+        parser.error("--init-label names the model of --init; give --init too")
+    if args.init and args.record:
+        parser.error("--init trains from another model; --record reads a finished run")
     if args.variant is not None:
         if not (args.lspet_bench / "joints_train.mat").is_file():
             print(f"lspet_bench not found at {args.lspet_bench}", file=sys.stderr)
@@ -230,6 +242,8 @@ def main() -> int:
         label = f"{name}@{args.steps}" if args.steps else f"{name}@{args.minutes:g}min"
         if args.seed != COMMON["seed"]:
             label += f"-seed{args.seed}"
+        if args.init:
+            label += f"-from-{args.init_label or Path(args.init).stem}"
         row = record_run(args, label) if args.record else train_variant(args, label)
         results = _load(args.json)
         results[label] = row
@@ -258,6 +272,8 @@ def train_variant(args, label: str) -> dict:
     import kpose
 
     options = {**COMMON, **VARIANTS[args.variant], "seed": args.seed}
+    if args.init:
+        options["init"] = args.init
     data = f"lspet:{args.lspet_bench / 'joints_train.mat'}:{args.lspet_bench / 'images'}"
     if args.extra:
         data = [data, f"lspet:{args.lspet_bench / 'joints_extra.mat'}:"
@@ -278,6 +294,8 @@ def train_variant(args, label: str) -> dict:
     kpose.train(data=data, val_data=val, out_dir=model_dir, epochs=epochs,
                 steps_per_epoch=args.eval_every, resume=resume, verbose=2, **options)
     seconds = time.perf_counter() - started
+    if args.init:
+        options["init"] = args.init_label or args.init
     return {"variant": args.variant, "options": options, "steps": epochs * args.eval_every,
             "data": "train + extra (8,500 persons)" if args.extra else "train (4,000)",
             "eval_every": args.eval_every,

@@ -90,8 +90,9 @@ def main() -> int:
     if abs(shipped["PCK@0.2"] - trained["PCK@0.2"]) > 0.005:
         raise SystemExit(f"the stored weights score {shipped['PCK@0.2']:.3f}, the run "
                          f"{trained['PCK@0.2']:.3f}: float16 storage hurts this model")
-    flipped = evaluate(kpose.pretrained(args.name), val, flip=True)["final"]
-    shipped["flip PCK@0.2"] = round(flipped["PCK@0.2"]["value"], 4)  # kpose evaluate --flip
+    if config.model != "deeppose":  # --flip averages belief maps; DeepPose has none
+        flipped = evaluate(kpose.pretrained(args.name), val, flip=True)["final"]
+        shipped["flip PCK@0.2"] = round(flipped["PCK@0.2"]["value"], 4)  # kpose evaluate --flip
     metadata["scores"][VAL] = shipped
     save_pretrained(model, args.name, metadata)
     megabytes = (card_path.stat().st_size + weights_path.stat().st_size) / 2**20
@@ -99,9 +100,11 @@ def main() -> int:
            **metadata, "seconds_to_score": round(time.perf_counter() - started, 1)}
     results["models"][args.name] = row
     args.json.write_text(json.dumps(results, indent=2) + "\n")
+    flip = (f", with flip {100 * shipped['flip PCK@0.2']:.1f} %"
+            if "flip PCK@0.2" in shipped else "")
     print(f"{args.name}: {megabytes:.2f} MB, val PCK@0.2 {100 * shipped['PCK@0.2']:.1f} % "
-          f"(PCK@0.1 {100 * shipped['PCK@0.1']:.1f} %, with flip "
-          f"{100 * shipped['flip PCK@0.2']:.1f} %), run {100 * trained['PCK@0.2']:.1f} %")
+          f"(PCK@0.1 {100 * shipped['PCK@0.1']:.1f} %{flip}), run "
+          f"{100 * trained['PCK@0.2']:.1f} %")
     print(f"command: {metadata['command']}")
     if args.figure is not None:
         draw_examples(kpose.pretrained(args.name), val, args.figure)

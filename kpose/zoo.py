@@ -5,9 +5,10 @@ Each shipped model is two files in ``kpose/weights/``:
 - ``NAME.json``: the Keras architecture (its model card included, so the model knows its
   family, skeleton, codec and input size), how it was trained (command, data, steps) and
   what it scored on held-out images, and the SHA-256 of the weights file.
-- ``NAME.npz``: the weights by variable path, stored as float16 where that keeps them
-  to a relative error of 1e-3 (float32 otherwise), which halves the package size; they
-  load back as float32.
+- ``NAME.npz``: the weights by variable path (the ``n``-th repeat of a path, as in the
+  stages of a DeepPose cascade, which are networks of the same layer names, as
+  ``path#n``), stored as float16 where that keeps them to a relative error of 1e-3
+  (float32 otherwise), which halves the package size; they load back as float32.
 
 Wherever a model path is accepted (``kpose predict``, ``kpose evaluate``,
 ``kpose-export``, :func:`kpose.load_model`), ``pretrained:NAME`` names a shipped model.
@@ -28,7 +29,7 @@ import kpose.models  # noqa: F401  (registers kpose's layers for model_from_json
 from kpose.files import atomic_path
 
 __all__ = ["PRETRAINED_PREFIX", "WEIGHTS_DIR", "pretrained", "pretrained_names",
-           "pretrained_info", "is_pretrained", "save_pretrained"]
+           "pretrained_info", "is_pretrained", "save_pretrained", "weight_keys"]
 
 PRETRAINED_PREFIX = "pretrained:"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -80,16 +81,29 @@ def pretrained(name: str, folder: Path | None = None) -> keras.Model:
         raise ValueError(f"{weights_path} does not match its checksum in {name}.json: the "
                          "installation is damaged; reinstall kpose")
     model = keras.models.model_from_json(json.dumps(card["architecture"]))
+    keys = weight_keys(model)
     with np.load(io.BytesIO(payload)) as stored:
-        expected = {v.path for v in model.weights}
-        if set(stored.files) != expected:
-            missing, extra = sorted(expected - set(stored.files)), sorted(set(stored.files) -
-                                                                          expected)
+        if set(stored.files) != set(keys):
+            missing, extra = sorted(set(keys) - set(stored.files)), sorted(set(stored.files) -
+                                                                           set(keys))
             raise ValueError(f"{weights_path} does not fit its architecture (missing "
                              f"{missing[:3]}, unexpected {extra[:3]})")
-        for variable in model.weights:
-            variable.assign(stored[variable.path].astype(variable.dtype))
+        for key, variable in zip(keys, model.weights):
+            variable.assign(stored[key].astype(variable.dtype))
     return model
+
+
+def weight_keys(model: keras.Model) -> list[str]:
+    """One unique key per variable of ``model``, in ``model.weights`` order: its path, or
+    ``path#n`` for the ``n``-th variable of a path already taken (nested models with the
+    same layer names, such as a cascade's stages)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for variable in model.weights:
+        seen[variable.path] = seen.get(variable.path, 0) + 1
+        count = seen[variable.path]
+        keys.append(variable.path if count == 1 else f"{variable.path}#{count}")
+    return keys
 
 
 def save_pretrained(model: keras.Model, name: str, metadata: dict,
@@ -106,8 +120,8 @@ def save_pretrained(model: keras.Model, name: str, metadata: dict,
         raise ValueError(f"a shipped model's name is a plain file stem, got {name!r}")
     folder = Path(folder or WEIGHTS_DIR)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{v.path: _compact(np.asarray(v.numpy()))
-                                   for v in model.weights})
+    np.savez_compressed(buffer, **{key: _compact(np.asarray(v.numpy()))
+                                   for key, v in zip(weight_keys(model), model.weights)})
     payload = buffer.getvalue()
     weights_path, card_path = folder / f"{name}.npz", folder / f"{name}.json"
     with atomic_path(weights_path) as temporary:
