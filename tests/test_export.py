@@ -259,12 +259,11 @@ def test_deeppose_int8_pck_stays_within_two_points(cascade_file, tmp_path, dots)
     assert row["max_px"] < 8.0, row  # int8 regression stays near Keras's
 
 
-
 def test_an_int8_cascade_on_a_256_px_image_runs_in_litert(tmp_path):
-    """The refiners' crops test each sample for lying inside the image. As two comparisons
-    (``c >= 0``, ``c <= 255``) the int8 file of a 256 px cascade aborted LiteRT's process
-    (LESS_EQUAL against the constant 255); as one comparison with zero it runs. Run in a
-    child process, so that an abort fails this test instead of killing the worker."""
+    """The refiners' crops test each sample for lying inside the image. As ``c >= 0`` and
+    ``c <= 255`` the int8 file of a 256 px cascade aborted LiteRT's process (LESS_EQUAL
+    against the constant 255); as comparisons with zero it runs. Run in a child process,
+    so that an abort fails this test instead of killing the worker."""
     import subprocess
     import sys
 
@@ -290,6 +289,46 @@ def test_an_int8_cascade_on_a_256_px_image_runs_in_litert(tmp_path):
                            text=True, timeout=300)
     assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
     assert child.stdout.strip().splitlines()[-1] == "(14, 3)"
+
+
+def test_int8_crops_sample_where_the_float_crops_do(tmp_path):
+    """Three things broke JointCrops in int8 (the shipped cascade lost 4.7 PCK points): the
+    distances of the sample positions to every pixel were quantised over the whole image
+    (about 3 px steps, far too coarse for one-pixel tents); the box side came out as one
+    quantisation step; and LiteRT's int8 BATCH_MATMUL is far off unless both operands have
+    zero points of 0. With clipped ranges, both edges in pixels and symmetric operands the
+    int8 crops are the float crops within a few grey levels."""
+    from kpose.models.layers import JointBoxes, JointCrops
+
+    size, crop = 256, 32
+    image = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(image)
+    # Joints that move with each image's colour balance, within (-0.35, 0.35) of the frame.
+    dense = keras.layers.Dense(28, activation="tanh", name="joints")
+    joints = keras.layers.Reshape((14, 2))(keras.layers.Rescaling(0.35)(dense(pooled)))
+    boxes = JointBoxes((size, size), crop, torso=(2, 9), sigma=2.0)(joints)
+    model = keras.Model(image, JointCrops(crop)([image, boxes]))
+    rng = np.random.default_rng(0)
+    model.get_layer("joints").set_weights([rng.normal(0, 0.003, (3, 28)), np.zeros(28)])
+    rows, columns = np.mgrid[0:size, 0:size] / size
+
+    def smooth_image():
+        base = rng.uniform(40, 215, 3)
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        wave = 40 * np.sin(2 * np.pi * rows + phase[0]) * np.cos(2 * np.pi * columns + phase[1])
+        return np.clip(base + wave[..., None], 0, 255).astype(np.float32)[None]
+
+    calibration = [smooth_image() for _ in range(32)]
+    path = tmp_path / "crops_int8.tflite"
+    path.write_bytes(convert_tflite(model, (size, size), quantization="int8",
+                                    representative=lambda: iter(calibration)))
+    run = raw_runner(path, threads=1)
+    # On images inside the calibrated ranges: what is tested is the arithmetic, not how
+    # well 32 images calibrate. Before this fix: 109-164 grey levels.
+    errors = [np.abs(run(picture) - np.asarray(model(picture))).mean()
+              for picture in calibration[:6]]
+    assert max(errors) < 4.0, errors  # grey levels of 0..255
+
 
 def test_an_integral_deeppose_exports_with_its_soft_argmax_in_the_graph(tmp_path, dots):
     """The integral head (maps, a softmax per joint, the mean of the pixel centres) runs in

@@ -31,7 +31,9 @@ def test_joint_crops_equal_crop_and_resize(boxes, crop_size):
     images = rng.uniform(0.0, 1.0, (2, 23, 31, 3)).astype(np.float32)
     boxes = np.array([boxes, boxes[::-1]], np.float32)
     ours = JointCrops(crop_size)([images, boxes]).numpy()
-    np.testing.assert_allclose(ours, _reference(images, boxes, crop_size), atol=1e-5)
+    # JointCrops centres pixel values on 128 (for int8 files), so values of 0..1 carry
+    # float32's rounding at 128, about 1e-5.
+    np.testing.assert_allclose(ours, _reference(images, boxes, crop_size), atol=3e-5)
 
 
 def test_joint_crops_match_on_pixel_values_and_with_an_extrapolation_value():

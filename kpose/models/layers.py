@@ -153,20 +153,22 @@ class JointCrops(keras.layers.Layer):
         boxes = ops.cast(boxes, "float32")
         wy, inside_y = _tent_weights(boxes[..., 0], boxes[..., 2], height, crop_h)
         wx, inside_x = _tent_weights(boxes[..., 1], boxes[..., 3], width, crop_w)
-        # Rows first: (B, K*h, H) @ (B, H, W*C) -> (B, K*h, W*C).
-        rows = ops.matmul(ops.reshape(wy, (batch, joints * crop_h, height)),
-                          ops.reshape(images, (batch, height, width * channels)))
+        # Rows first: (B, K*h, H) @ (B, H, W*C) -> (B, K*h, W*C). Both products are on
+        # operands of symmetric range (below), the image centred on IMAGE_MIDDLE.
+        rows = _matmul_symmetric(ops.reshape(wy, (batch, joints * crop_h, height)),
+                                 ops.reshape(images - IMAGE_MIDDLE,
+                                             (batch, height, width * channels)))
         rows = ops.reshape(rows, (batch * joints, crop_h, width, channels))
         rows = ops.reshape(ops.transpose(rows, (0, 2, 1, 3)),
                            (batch * joints, width, crop_h * channels))
         # Then columns: (B*K, w, W) @ (B*K, W, h*C) -> (B*K, w, h*C).
-        crops = ops.matmul(ops.reshape(wx, (batch * joints, crop_w, width)), rows)
+        crops = _matmul_symmetric(ops.reshape(wx, (batch * joints, crop_w, width)), rows)
         crops = ops.transpose(ops.reshape(crops, (batch * joints, crop_w, crop_h, channels)),
                               (0, 2, 1, 3))
-        if self.extrapolation_value != 0.0:
-            inside = (ops.reshape(inside_y, (batch * joints, crop_h, 1, 1))
-                      * ops.reshape(inside_x, (batch * joints, 1, crop_w, 1)))
-            crops = crops + (1.0 - inside) * self.extrapolation_value
+        # A sample inside the image has weights summing to 1, so it gets the centre back.
+        inside = (ops.reshape(inside_y, (batch * joints, crop_h, 1, 1))
+                  * ops.reshape(inside_x, (batch * joints, 1, crop_w, 1)))
+        crops = crops + inside * IMAGE_MIDDLE + (1.0 - inside) * self.extrapolation_value
         return crops
 
     def compute_output_shape(self, input_shape):
@@ -401,6 +403,28 @@ class ResizeImages(keras.layers.Layer):
                 "interpolation": self.interpolation}
 
 
+# JointCrops centres images on this value (the middle of 0..255 pixels) before its
+# products, so that an int8 file quantises them with a zero point of 0.
+IMAGE_MIDDLE = 128.0
+
+
+def _matmul_symmetric(weights, values):
+    """``weights @ values`` for ``(N, R, S)`` sampling weights in ``[0, 1]`` and ``(N, S, T)``
+    values, the same numbers in float.
+
+    LiteRT's int8 BATCH_MATMUL is far off (crops tens of grey levels away, measured with
+    LiteRT 2.x) unless its operands' zero points are 0, that is unless their calibrated
+    ranges are symmetric about 0. The weights get one extra row, -1 on its first column
+    (its product, minus the values' first row, keeps the product's range and is dropped),
+    so their range is [-1, 1] rather than [0, 1]; the caller centres the values.
+    """
+    rows, size = weights.shape[1], weights.shape[2]
+    extra = np.zeros((1, 1, size), "float32")
+    extra[..., 0] = -1.0
+    padded = ops.concatenate([weights, ops.zeros_like(weights[:, :1]) + extra], axis=1)
+    return ops.matmul(padded, values)[:, :rows]
+
+
 def _tent_weights(start, end, size: int, samples: int):
     """Bilinear sampling weights of ``crop_and_resize`` along one axis.
 
@@ -409,19 +433,28 @@ def _tent_weights(start, end, size: int, samples: int):
     a sample outside ``[0, size - 1]`` gets all-zero weights, as the op extrapolates there.
     """
     if samples > 1:
-        # The op's own arithmetic, in its order, so boxes on the border round the same way.
-        step = (end - start) * (size - 1) / (samples - 1)
+        # Both edges in pixels first, then their difference: the int8 converter gives
+        # ``(end - start) * (size - 1)``'s difference the range of the product, so the
+        # box side came out as one quantisation step (measured, TF 2.x).
+        first, last = start * (size - 1), end * (size - 1)
+        step = (last - first) / (samples - 1)
         index = np.arange(samples, dtype="float32")
-        coords = start[..., None] * (size - 1) + index * step[..., None]
+        coords = first[..., None] + index * step[..., None]
     else:
         coords = (0.5 * (start + end) * (size - 1))[..., None]
-    # 0 <= c <= size - 1 exactly when min(c, size - 1 - c) >= 0 (a float difference has
-    # the sign of the comparison): one comparison, with zero. Int8 LiteRT aborts the
-    # process on LESS_EQUAL against the calibrated constant size - 1 (LiteRT 2.x,
-    # measured on a 256 px cascade), where a comparison with zero runs.
-    inside = ops.cast(ops.minimum(coords, (size - 1.0) - coords) >= 0.0, "float32")
+    # Int8 files: a tensor's range sets its resolution (1/255 of it), so keep every range
+    # no wider than it must be. A sample further than one pixel outside the image has no
+    # weight and no "inside" flag whether or not it is clipped to [-1, size], which keeps
+    # the positions to about 1 px steps. The distance to a pixel matters only within one
+    # pixel (the tent), so it is clipped to [-1, 1] before its absolute value: about 0.01 px
+    # steps instead of the positions' whole span. And two comparisons with zero (LiteRT
+    # 2.x aborts the process on an int8 LESS_EQUAL against the constant size - 1; a
+    # MINIMUM of the two would tie the positions' range to the smaller of them).
+    coords = ops.clip(coords, -1.0, float(size))
+    inside = ops.cast(ops.logical_and(coords >= 0.0, (size - 1.0) - coords >= 0.0), "float32")
     grid = np.arange(size, dtype="float32")
-    weights = ops.relu(1.0 - ops.abs(grid - coords[..., None])) * inside[..., None]
+    distance = ops.clip(grid - coords[..., None], -1.0, 1.0)
+    weights = (1.0 - ops.abs(distance)) * inside[..., None]
     return weights, inside
 
 
