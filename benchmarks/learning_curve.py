@@ -294,8 +294,8 @@ def train_variant(args, label: str) -> dict:
     kpose.train(data=data, val_data=val, out_dir=model_dir, epochs=epochs,
                 steps_per_epoch=args.eval_every, resume=resume, verbose=2, **options)
     seconds = time.perf_counter() - started
-    if args.init:
-        options["init"] = args.init_label or args.init
+    if args.init:  # the results name the model by its label, not by a path of this machine
+        options = {**options, "init": args.init_label or args.init}
     return {"variant": args.variant, "options": options, "steps": epochs * args.eval_every,
             "data": "train + extra (8,500 persons)" if args.extra else "train (4,000)",
             "eval_every": args.eval_every,

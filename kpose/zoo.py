@@ -82,10 +82,11 @@ def pretrained(name: str, folder: Path | None = None) -> keras.Model:
                          "installation is damaged; reinstall kpose")
     model = keras.models.model_from_json(json.dumps(card["architecture"]))
     keys = weight_keys(model)
+    expected = set(keys)
     with np.load(io.BytesIO(payload)) as stored:
-        if set(stored.files) != set(keys):
-            missing, extra = sorted(set(keys) - set(stored.files)), sorted(set(stored.files) -
-                                                                           set(keys))
+        if set(stored.files) != expected:
+            missing, extra = sorted(expected - set(stored.files)), sorted(set(stored.files) -
+                                                                          expected)
             raise ValueError(f"{weights_path} does not fit its architecture (missing "
                              f"{missing[:3]}, unexpected {extra[:3]})")
         for key, variable in zip(keys, model.weights):
