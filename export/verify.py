@@ -34,14 +34,21 @@ conversion moves keypoints by pixels, far past the widened limits.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from export.errors import ExportError
 from kpose.runtime import raw_runner, to_input_pixels
 
-__all__ = ["ExportedFile", "verify_exports", "format_report", "peak_tolerances", "CRITERIA"]
+__all__ = ["ExportedFile", "verify_exports", "check_files_run", "format_report",
+           "peak_tolerances", "CRITERIA"]
 
 FRAME_NAMES = {"pixels": "input_pixels", "fraction": "input_fraction"}
 # quantisation -> (measure, limit): "max_px" in input pixels, "pck_points" in PCK points.
@@ -97,6 +104,7 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
 
     batch = images.verification
     truth = images.truth
+    check_files_run([item.path for item in files], batch[:1])
     keras_outputs: dict[int, np.ndarray] = {}
     keras_latency: dict[int, float] = {}
     rows = []
@@ -147,6 +155,46 @@ def verify_exports(files: list[ExportedFile], images, *, skeleton, input_size,
     return {"verification_images": int(len(batch)), "data": images.spec,
             "latency_runs": int(latency_runs), "cpu_threads": os.cpu_count(),
             "files": rows}
+
+
+def check_files_run(paths: list[os.PathLike], image: np.ndarray, *,
+                    timeout: float = 900.0) -> None:
+    """Run every file once on ``image`` (``(1, H, W, 3)`` float32, 0..255) in a child
+    process (:mod:`export.smoke`) before this process runs them.
+
+    Raises:
+        ExportError: naming the first file whose runtime ended the child (a native abort
+            or crash), or the child's last error line.
+    """
+    if not paths:
+        return
+    with tempfile.TemporaryDirectory(prefix="kpose-smoke-") as scratch:
+        image_path = Path(scratch) / "image.npy"
+        np.save(image_path, np.asarray(image, np.float32))
+        try:
+            child = subprocess.run(_smoke_command(image_path, paths), capture_output=True,
+                                   text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise ExportError(f"running the exported files took over {timeout:g} s in a "
+                              "test process; nothing was written to --out") from error
+    if child.returncode == 0:
+        return
+    ran = {line[4:] for line in child.stdout.splitlines() if line.startswith("ran ")}
+    failing = next((Path(p).name for p in paths if Path(p).name not in ran), "a file")
+    if child.returncode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-child.returncode).name}"
+        except ValueError:
+            how = f"was killed by signal {-child.returncode}"
+    else:
+        lines = child.stderr.strip().splitlines()
+        how = f"failed ({lines[-1] if lines else f'exit status {child.returncode}'})"
+    raise ExportError(f"{failing}: its runtime {how} while running the file once on a "
+                      "verification image; nothing was written to --out")
+
+
+def _smoke_command(image_path: Path, paths) -> list[str]:
+    return [sys.executable, "-m", "export.smoke", str(image_path), *map(str, paths)]
 
 
 def format_report(report: dict) -> str:

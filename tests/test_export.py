@@ -511,6 +511,30 @@ def test_a_converter_error_is_one_line_and_leaves_no_files(cpm_files, dots, tmp_
     assert list(tmp_path.iterdir()) == []  # no out/, no staging folder
 
 
+def test_a_runtime_that_aborts_on_a_file_is_one_line_naming_it(cpm_files, dots, tmp_path,
+                                                                monkeypatch):
+    """LiteRT and onnxruntime are native code: an abort while verifying must not take
+    kpose-export down without a message. Here the test run of the files dies after the
+    first one, as a native abort in the second would."""
+    import sys
+
+    def aborting(image_path, paths):
+        first = paths[0].name
+        return [sys.executable, "-c",
+                f"import os; print('ran {first}', flush=True); os.abort()"]
+
+    monkeypatch.setattr("export.verify._smoke_command", aborting)
+    out = tmp_path / "out"
+    with pytest.raises(ExportError) as raised:
+        export_model(cpm_files["cpm"], out, onnx=True, calibration_data=dots, skeleton=DOTS,
+                     **FAST)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("model.onnx: its runtime was killed "
+                                                       "by SIGABRT")
+    assert "nothing was written to --out" in message
+    assert list(tmp_path.iterdir()) == []  # no out/, no staging folder
+
+
 def test_cli_reports_bad_input_in_one_line_and_exits_1(tmp_path, capsys):
     from export.cli import main
 
