@@ -64,6 +64,12 @@ VARIANTS = {
     "simplebaseline-r18": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
                            "width": 0.5, "deconv_filters": 256, "learning_rate": 1e-3,
                            "lr_schedule": "cosine", "sigma": 2.0, "foreground_weight": 10.0},
+    # The same in mixed bfloat16: float32 weights, bfloat16 convolutions (on the AMX units
+    # of processors that have them; benchmarks/step_time.py measures the step).
+    "simplebaseline-r18-bf16": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
+                                "width": 0.5, "deconv_filters": 256, "learning_rate": 1e-3,
+                                "lr_schedule": "cosine", "sigma": 2.0,
+                                "foreground_weight": 10.0, "mixed_precision": "bfloat16"},
     # The recipe without intermediate supervision (only the last stage has a loss).
     "cpm-recipe-no-is": {"model": "cpm", "stages": 3, "width": 0.25, "learning_rate": 1e-3,
                          "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,

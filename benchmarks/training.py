@@ -18,10 +18,11 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from step_clock import step_seconds  # noqa: E402  (beside this script)
 
 VARIANTS = {
     "cpm T=3 w0.25 128px": dict(model="cpm", stages=3, width=0.25, input_size=128),
@@ -108,7 +109,7 @@ def _measure_all(args, data_dir: Path, strategy_name: str) -> list[dict]:
             target="belief_maps" if kind == "cpm" else "coords",
             num_stages=spec.get("stages") if kind == "cpm" else None, repeat=True)
         in_memory = tf.data.Dataset.from_tensors(next(iter(pipeline))).repeat()
-        rates = [_images_per_second(model, data, args.steps, args.batch_size)
+        rates = [args.batch_size / step_seconds(model, data, args.steps)
                  for data in (pipeline, in_memory)]
         rows.append({"variant": name, "strategy": strategy_name,
                      "replicas": strategy.num_replicas_in_sync,
@@ -119,25 +120,6 @@ def _measure_all(args, data_dir: Path, strategy_name: str) -> list[dict]:
         print(f"{name:34s} {strategy_name:10s} {rates[0]:8.1f} img/s with the pipeline, "
               f"{rates[1]:8.1f} img/s from memory", flush=True)
     return rows
-
-
-def _images_per_second(model, dataset, steps: int, batch_size: int, warmup: int = 5) -> float:
-    """Steady-state training rate: one ``fit`` of ``warmup + steps`` steps, timed from the
-    end of the last warm-up step (tracing, iterator start and shuffle-buffer fill done) to
-    the end of the last step."""
-    import keras
-
-    class StepClock(keras.callbacks.Callback):  # gets NumPy logs, so it waits for each step
-        def __init__(self):
-            super().__init__()
-            self.ends = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.ends.append(time.perf_counter())
-
-    clock = StepClock()
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[clock])
-    return steps * batch_size / (clock.ends[-1] - clock.ends[warmup - 1])
 
 
 if __name__ == "__main__":
