@@ -194,7 +194,11 @@ def check_files_run(paths: list[os.PathLike], image: np.ndarray, *,
 
 
 def _smoke_command(image_path: Path, paths) -> list[str]:
-    return [sys.executable, "-m", "export.smoke", str(image_path), *map(str, paths)]
+    # Not ``-m export.smoke``: that puts the working folder first on the child's path, where
+    # a user's own ``export`` package would shadow this one.
+    code = ("import sys; sys.path.pop(0); from export.smoke import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", code, str(image_path), *map(str, paths)]
 
 
 def format_report(report: dict) -> str:
