@@ -84,9 +84,9 @@ def pretrained(name: str, folder: Path | None = None) -> keras.Model:
     keys = weight_keys(model)
     expected = set(keys)
     with np.load(io.BytesIO(payload)) as stored:
-        if set(stored.files) != expected:
-            missing, extra = sorted(expected - set(stored.files)), sorted(set(stored.files) -
-                                                                          expected)
+        found = set(stored.files)
+        if found != expected:
+            missing, extra = sorted(expected - found), sorted(found - expected)
             raise ValueError(f"{weights_path} does not fit its architecture (missing "
                              f"{missing[:3]}, unexpected {extra[:3]})")
         for key, variable in zip(keys, model.weights):
