@@ -42,6 +42,10 @@ from bench_data import DEFAULT_LSPET_BENCH  # noqa: E402  (beside this script)
 
 # Each variant is the keyword arguments of kpose.train on top of COMMON.
 COMMON = {"input_size": 128, "batch_size": 16, "seed": 0}
+# SimpleBaselines on a half-width ResNet-18: the reference of the recipe measurements.
+_R18 = {"model": "simplebaseline", "backbone": "resnet", "depth": 18, "width": 0.5,
+        "deconv_filters": 256, "learning_rate": 1e-3, "lr_schedule": "cosine", "sigma": 2.0,
+        "foreground_weight": 10.0}
 VARIANTS = {
     # The paper's CPM at the CLI's former defaults (the 10.6 % run).
     "cpm-paper": {"model": "cpm", "paper": True, "stages": 3, "width": 0.25,
@@ -61,15 +65,19 @@ VARIANTS = {
                    "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
                    "foreground_weight": 10.0, "shared_features": True,
                    "residual_stages": True},
-    "simplebaseline-r18": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
-                           "width": 0.5, "deconv_filters": 256, "learning_rate": 1e-3,
-                           "lr_schedule": "cosine", "sigma": 2.0, "foreground_weight": 10.0},
+    "simplebaseline-r18": _R18,
     # The same in mixed bfloat16: float32 weights, bfloat16 convolutions (on the AMX units
     # of processors that have them; benchmarks/step_time.py measures the step).
-    "simplebaseline-r18-bf16": {"model": "simplebaseline", "backbone": "resnet", "depth": 18,
-                                "width": 0.5, "deconv_filters": 256, "learning_rate": 1e-3,
-                                "lr_schedule": "cosine", "sigma": 2.0,
-                                "foreground_weight": 10.0, "mixed_precision": "bfloat16"},
+    "simplebaseline-r18-bf16": {**_R18, "mixed_precision": "bfloat16"},
+    # Warm-up: the rate rises linearly over the first 500 steps, then the cosine.
+    "simplebaseline-r18-warmup500": {**_R18, "warmup_steps": 500},
+    # Augmentation strength around the default (CPM's: rotation 40 degrees, scale 0.7-1.3):
+    # lighter; half-body crops (HRNet's, p = 0.3) on top of the default; HRNet's ranges.
+    "simplebaseline-r18-aug-light": {**_R18, "augmentation": {"rotation": 20.0,
+                                                              "scale": [0.8, 1.2]}},
+    "simplebaseline-r18-halfbody": {**_R18, "augmentation": {"half_body": 0.3}},
+    "simplebaseline-r18-aug-hrnet": {**_R18, "augmentation": {
+        "rotation": 45.0, "scale": [0.65, 1.35], "half_body": 0.3}},
     # The recipe without intermediate supervision (only the last stage has a loss).
     "cpm-recipe-no-is": {"model": "cpm", "stages": 3, "width": 0.25, "learning_rate": 1e-3,
                          "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
@@ -320,7 +328,11 @@ def record_run(args, label: str) -> dict:
     options = {**COMMON, **VARIANTS[args.variant], "seed": args.seed}
     given = {**config.model_options, **{k: getattr(config, k) for k in (
         "model", "input_size", "batch_size", "seed", "width", "backbone", "learning_rate",
-        "lr_schedule", "sigma", "teacher", "distill_weight", "init")}}
+        "lr_schedule", "sigma", "teacher", "distill_weight", "init", "warmup_steps",
+        "augmentation")}}
+    if given["augmentation"] is not None:  # config.json holds every field, the variant some
+        given["augmentation"] = {k: given["augmentation"][k]
+                                 for k in options.get("augmentation", given["augmentation"])}
     wrong = {k: (given.get(k), v) for k, v in options.items() if given.get(k) != v}
     if wrong or config.steps_per_epoch != args.eval_every or \
             config.epochs * config.steps_per_epoch != args.steps:

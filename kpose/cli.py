@@ -140,6 +140,15 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="Adam learning rate for a global batch of 16 (scaled linearly)")
     fit.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                      help="cosine: decay the rate to 0 over the run (per stage for DeepPose)")
+    fit.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                     help="raise the rate linearly over the first N steps (default 0)")
+    fit.add_argument("--rotation", type=float, metavar="DEG",
+                     help="augmentation: largest random rotation in degrees (default 40)")
+    fit.add_argument("--scale-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                     help="augmentation: random zoom range (default 0.7 1.3)")
+    fit.add_argument("--half-body", type=float, metavar="P",
+                     help="augmentation: probability of cropping the upper or lower body "
+                     "alone (default 0)")
     fit.add_argument("--mixed-precision", nargs="?", const="auto", default=False,
                      choices=["auto", "float16", "bfloat16", "none"],
                      help="compute in 16 bits with float32 weights and losses; alone or "
@@ -247,6 +256,7 @@ def _run_train(args: argparse.Namespace) -> int:
           batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
           input_size=args.input_size, stages=args.stages, width=args.width,
           backbone=args.backbone, learning_rate=args.lr, lr_schedule=args.lr_schedule,
+          warmup_steps=args.warmup_steps, augmentation=_augmentation(args),
           sigma=args.sigma, seed=args.seed,
           strategy=args.strategy, mixed_precision=args.mixed_precision, resume=args.resume,
           paper=args.paper, skip_corrupt=args.skip_corrupt, teacher=args.teacher,
@@ -255,6 +265,13 @@ def _run_train(args: argparse.Namespace) -> int:
           **dict(args.option))
     print(f"wrote {args.out / 'model.keras'}")
     return 0
+
+
+def _augmentation(args: argparse.Namespace) -> dict | None:
+    """The augmentation fields ``kpose train``'s options set (``None``: the defaults);
+    ``kpose.train`` checks them."""
+    given = {"rotation": args.rotation, "scale": args.scale_range, "half_body": args.half_body}
+    return {name: value for name, value in given.items() if value is not None} or None
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

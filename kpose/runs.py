@@ -42,6 +42,7 @@ class RunConfig:
     backbone: str | None = None
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
+    warmup_steps: int = 0  # linear warm-up of the rate (per stage for DeepPose)
     sigma: float | None = None
     seed: int = 0
     strategy: str = "auto"
@@ -54,6 +55,7 @@ class RunConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 1.0
     init: str | None = None  # the trained model the run started from
+    augmentation: dict | None = None  # Augmentation fields; None: the defaults
 
     def to_json(self) -> str:
         """The text of ``config.json``."""

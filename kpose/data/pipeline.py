@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 import tensorflow as tf
 
-from kpose.data.augment import NO_AUGMENTATION, Augmentation, jitter_colour, sample_augmentation
+from kpose.data.augment import (NO_AUGMENTATION, Augmentation, half_body_box, jitter_colour,
+                                lower_body_joints, sample_augmentation)
 from kpose.data.records import PoseRecord
 from kpose.data.targets import belief_maps, coordinate_targets
 from kpose.data.transforms import (apply_matrix, augmentation_matrix, input_size_hw,
@@ -158,6 +159,7 @@ def make_dataset(
         "size": np.array([r.image_size for r in records], np.int32),  # (width, height)
     }
     flip_permutation = tf.constant(skeleton.flip_permutation, tf.int32)
+    lower_body = lower_body_joints(skeleton)
     autotune = tf.data.AUTOTUNE
     if repeat:
         dataset = _stream(columns, len(records), seed, shuffle, start, shard)
@@ -166,8 +168,12 @@ def make_dataset(
 
     def crop(sample, sample_seed):
         params = sample_augmentation(augmentation, sample_seed)
+        box = sample["box"]
+        if augmentation.half_body > 0:
+            box = half_body_box(box, sample["keypoints"], lower_body, params["half_body"],
+                                params["upper_body"])
         matrix = augmentation_matrix(
-            sample["box"], size, margin=margin, rotation_deg=params["rotation_deg"],
+            box, size, margin=margin, rotation_deg=params["rotation_deg"],
             scale=params["scale"], shift=params["shift"], flip=params["flip"])
         image = warp_image(sample["image"], matrix, size)
         keypoints = apply_matrix(matrix, sample["keypoints"])

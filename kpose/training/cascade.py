@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from kpose.checkpoints import last_checkpoint
+from kpose.data.augment import Augmentation
 from kpose.data.pipeline import make_dataset, naming_unreadable_images
 from kpose.data.records import PoseRecord
 from kpose.data.refiner_data import JointErrorDistribution, measure_joint_errors, refiner_dataset
@@ -69,6 +70,7 @@ class CascadeRecipe:
         crops_per_sample: refiner crops drawn per training image per pass.
         seed: seeds weights (stage 1: ``seed``, stage ``s``: ``seed + s``), data and
             displacements.
+        augmentation: stage 1's random crop ranges (``None``: :class:`Augmentation()`).
     """
 
     skeleton: Skeleton
@@ -91,6 +93,7 @@ class CascadeRecipe:
     batch_size: int = 32
     crops_per_sample: int = 40
     seed: int = 0
+    augmentation: Augmentation | None = None
 
     @classmethod
     def create(cls, skeleton: Skeleton | str, stages: int, *, sigma: float,
@@ -166,6 +169,7 @@ class CascadeRecipe:
         if stage == 1:
             data = make_dataset(records, self.skeleton, input_size=self.input_size,
                                 target="coords", training=True, batch_size=self.batch_size,
+                                augmentation=self.augmentation,
                                 seed=self.seed, repeat=True,
                                 start=skip_batches * self.batch_size)
             if self.iterations > 1:  # IEF: every iteration towards the truth
@@ -235,6 +239,7 @@ def train_deeppose_cascade(
     crops_per_sample: int = 40,
     learning_rate: float = 1e-4,
     lr_schedule: str = "constant",
+    warmup_steps: int = 0,
     error_records: Sequence[PoseRecord] | None = None,
     seed: int = 0,
     verbose: int = 0,
@@ -267,6 +272,8 @@ def train_deeppose_cascade(
         learning_rate: Adam's rate for every stage.
         lr_schedule: ``"constant"``, or ``"cosine"``: in every stage the rate decays along a
             half cosine from ``learning_rate`` to 0 over that stage's steps.
+        warmup_steps: each stage's rate rises linearly to ``learning_rate`` over its first
+            steps (:func:`stage_rate`).
         error_records: persons to measure the error distributions on (a subset saves
             time on large sets).
         seed: seeds weights, data order, augmentation and the simulated displacements.
@@ -298,7 +305,7 @@ def train_deeppose_cascade(
             errors.append(found)
         recipe.seed_stage(stage)
         network = recipe.build_stage(stage, stage_rate(learning_rate, lr_schedule,
-                                                       stage_steps[stage - 1]))
+                                                       stage_steps[stage - 1], warmup_steps))
         history = network.fit(recipe.stream(stage, records, errors=found), epochs=1,
                               steps_per_epoch=stage_steps[stage - 1], verbose=verbose)
         histories.append(history.history)
@@ -308,19 +315,35 @@ def train_deeppose_cascade(
                             histories, errors, recipe.sigma, recipe.cascade_size, seconds)
 
 
-def stage_rate(learning_rate, lr_schedule: str, steps: int):
-    """A stage's learning rate: constant, or a half cosine to 0 over the stage's steps."""
-    if lr_schedule == "constant":
-        return learning_rate
-    if lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(learning_rate, steps)
-    raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+def stage_rate(learning_rate: float, lr_schedule: str, steps: int, warmup_steps: int = 0):
+    """A stage's learning rate: constant, or a half cosine to 0 over the stage's steps.
+
+    With ``warmup_steps`` (< ``steps``), the rate first rises linearly from
+    ``learning_rate / 1000`` to ``learning_rate`` over that many steps, then stays there
+    (``"constant"``) or follows the half cosine over the remaining steps.
+
+    Returns:
+        A float, or a Keras ``LearningRateSchedule`` of the optimiser's step counter.
+    """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+    if not warmup_steps:
+        return learning_rate if lr_schedule == "constant" else \
+            keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    if not 0 < warmup_steps < steps:
+        raise ValueError(f"warmup_steps must be fewer than the stage's {steps} steps, got "
+                         f"{warmup_steps}")
+    # Keras's cosine decay with its linear warm-up; alpha=1 keeps the rate flat after it.
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate / 1000.0, steps - warmup_steps, alpha=1.0 if lr_schedule == "constant"
+        else 0.0, warmup_target=learning_rate, warmup_steps=warmup_steps)
 
 
 def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedData | None,
                      out_dir: Path, distribution: tf.distribute.Strategy, *,
                      epochs: int, steps_per_epoch: int, learning_rate: float,
                      lr_schedule: str, initial_epoch: int, pending: dict | None,
+                     warmup_steps: int = 0,
                      val_every: int = 1, verbose: int | str = "auto",
                      init: keras.Model | None = None, init_name: str | None = None
                      ) -> tuple[keras.Model, dict]:
@@ -343,6 +366,7 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
         epochs, steps_per_epoch: per stage.
         learning_rate: Adam's rate (already scaled for the global batch).
         lr_schedule: ``"constant"`` or ``"cosine"`` (per stage).
+        warmup_steps: each stage's linear warm-up (:func:`stage_rate`).
         initial_epoch: epochs committed before this call (0 for a new run).
         pending: files to commit with the first checkpoint (the run's ``config.json``).
         val_every, verbose: as in ``kpose.train``.
@@ -370,7 +394,7 @@ def fit_deeppose_run(recipe: CascadeRecipe, train_data: LoadedData, val: LoadedD
                 network = keras.saving.load_model(last_checkpoint(checkpoints))
             else:
                 network = recipe.build_stage(stage, stage_rate(
-                    learning_rate, lr_schedule, epochs * steps_per_epoch))
+                    learning_rate, lr_schedule, epochs * steps_per_epoch, warmup_steps))
                 if init is not None:
                     report = transfer_weights(init_source(init, stage), network,
                                               source_name=init_name)

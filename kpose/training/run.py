@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kpose.checkpoints import last_checkpoint
+from kpose.data.augment import Augmentation, augmentation_from
 from kpose.data.pipeline import make_dataset, naming_unreadable_images
 from kpose.data.specs import LoadedData, load_data_spec, load_data_specs
 from kpose.data.verify import drop_unreadable
@@ -65,7 +66,9 @@ def train(model: str | None = None,
           epochs: int = 10, batch_size: int = 16, steps_per_epoch: int | None = None,
           input_size: int | None = None, stages: int | None = None, width: float | None = None,
           backbone: str | None = None, learning_rate: float = 1e-3,
-          lr_schedule: str = "constant", sigma: float | None = None, seed: int = 0,
+          lr_schedule: str = "constant", warmup_steps: int = 0,
+          augmentation: Augmentation | dict | None = None,
+          sigma: float | None = None, seed: int = 0,
           strategy: str = "auto",
           mixed_precision: bool | str = False,
           resume: bool = False, val_every: int = 1, verbose: int | str = "auto",
@@ -109,6 +112,14 @@ def train(model: str | None = None,
         lr_schedule: ``"constant"``, or ``"cosine"``: the rate decays along a half cosine
             from ``learning_rate`` to 0 over all ``epochs * steps_per_epoch`` steps (per
             stage for DeepPose); a resumed run continues the same curve.
+        warmup_steps: the rate rises linearly from a thousandth of ``learning_rate`` to it
+            over this many first steps (per stage for DeepPose), then follows
+            ``lr_schedule`` over the remaining steps; 0 (the default): no warm-up.
+        augmentation: the random ranges of the training crops (:class:`~kpose.data.
+            augment.Augmentation`, or a dict of some of its fields such as
+            ``{"rotation": 30, "scale": [0.75, 1.25], "half_body": 0.3}``); ``None``: the
+            defaults (CPM's: flip, rotation 40 degrees, scale 0.7-1.3, colour jitter, no
+            half-body crops). DeepPose: its stage 1.
         seed: seeds weights, shuffling and augmentation.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"tpu"`` or ``"multiworker"``
             (every machine runs the same call with its own ``TF_CONFIG``; only worker 0
@@ -188,6 +199,10 @@ def train(model: str | None = None,
             raise ValueError(f"model option {name}={type(value).__name__} cannot be recorded in "
                              "config.json; model options must be plain JSON values") from None
     _check_model_options(model, model_options)
+    augmentation = augmentation_from(augmentation)
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
+            or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
     stages = _DEFAULTS[model]["stages"] if stages is None else stages
     input_size = _DEFAULTS[model]["input_size"] if input_size is None else input_size
     out_dir = Path(out_dir)
@@ -205,6 +220,11 @@ def train(model: str | None = None,
                 print(f"{role} data: {len(loaded.records)} persons, images "
                       f"{Path(loaded.records[0].image_path).name} .. "
                       f"{Path(loaded.records[-1].image_path).name}", flush=True)
+    stage_steps = epochs * (steps_per_epoch or max(1, len(train_data.records) // batch_size))
+    if warmup_steps >= stage_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be fewer than the "
+                         f"{stage_steps} steps the run trains"
+                         f"{' per stage' if model == 'deeppose' else ''}")
     if val is not None and val.skeleton != train_data.skeleton:
         raise ValueError(f"val_data follows skeleton {val.skeleton.name!r} but data follows "
                          f"{train_data.skeleton.name!r}")
@@ -214,13 +234,16 @@ def train(model: str | None = None,
                        skeleton=train_data.skeleton.name, epochs=epochs, batch_size=batch_size,
                        steps_per_epoch=steps_per_epoch, input_size=input_size, stages=stages,
                        width=width, backbone=backbone, learning_rate=learning_rate,
-                       lr_schedule=lr_schedule, sigma=sigma, seed=seed, strategy=strategy,
+                       lr_schedule=lr_schedule, warmup_steps=int(warmup_steps),
+                       sigma=sigma, seed=seed, strategy=strategy,
                        mixed_precision=mixed_precision, val_every=val_every, paper=paper,
                        skip_corrupt=skip_corrupt, model_options=model_options,
                        teacher=_model_name(teacher, "teacher"),
                        distill_weight=float(distill_weight),
                        distill_temperature=float(distill_temperature),
-                       init=_model_name(init, "init"))
+                       init=_model_name(init, "init"),
+                       augmentation=None if augmentation == Augmentation()
+                       else augmentation.to_options())
     teacher_model = None
     if teacher is not None:
         teacher_model = teacher if isinstance(teacher, keras.Model) else \
@@ -394,7 +417,8 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
     if steps_per_epoch is None:
         steps_per_epoch = max(1, len(train_data.records) // batch_size)
     if model in HEATMAP_BUILDERS:  # DeepPose: one schedule per stage, in fit_deeppose_run
-        rate = stage_rate(rate, lr_schedule, epochs * steps_per_epoch)
+        rate = stage_rate(rate, lr_schedule, epochs * steps_per_epoch, config.warmup_steps)
+    augmentation = augmentation_from(config.augmentation)
     initial_epoch = run_start.initial_epoch
     pending = {out_dir / "config.json": run_start.config_text} \
         if run_start.config_text else None
@@ -403,18 +427,19 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         recipe = CascadeRecipe.create(
             train_data.skeleton, stages, sigma=_DEEPPOSE_SIGMA if sigma is None else sigma,
             input_size=input_size, cascade_input_size=options.pop("cascade_input_size", None),
-            crop_size=options.pop("crop_size", None),
+            crop_size=options.pop("crop_size", None), augmentation=augmentation,
             backbone="alexnet" if backbone in (None, "cpm") else backbone, width=width,
             batch_size=batch_size, seed=seed, **options)
         return fit_deeppose_run(recipe, train_data, val, out_dir, distribution, epochs=epochs,
                                 steps_per_epoch=steps_per_epoch, learning_rate=rate,
-                                lr_schedule=lr_schedule, initial_epoch=initial_epoch,
+                                lr_schedule=lr_schedule, warmup_steps=config.warmup_steps,
+                                initial_epoch=initial_epoch,
                                 pending=pending, val_every=val_every, verbose=verbose,
                                 init=init, init_name=config.init)
     with distribution.scope():
         if resume:
             network = keras.saving.load_model(last_checkpoint(out_dir / "checkpoints"))
-            if lr_schedule == "cosine":  # the curve of this call's epochs, from its step
+            if lr_schedule == "cosine" or config.warmup_steps:  # this call's curve
                 network.optimizer.learning_rate = rate
         else:
             sized = {} if sigma is None else {"sigma": sigma}
@@ -436,6 +461,7 @@ def _train(model: str, config: RunConfig, train_data: LoadedData, val: LoadedDat
         samples = make_dataset(train_data.records, train_data.skeleton,
                                input_size=input_size, target="belief_maps",
                                num_stages=len(stage_outputs(network)), training=True,
+                               augmentation=augmentation,
                                batch_size=batch, seed=seed, codec=info.codec,
                                margin=info.margin, repeat=True, start=start, shard=shard)
         if teacher is None:
