@@ -5,12 +5,12 @@ synthetic people with ``kpose.train`` (a run folder, so the export calibrates on
 own validation data), then export it with ``kpose-export``'s function to TFLite float32,
 float16, dynamic-range and int8 (MobileNetV2 models, or all with ``--edgetpu``, for the
 Edge TPU) and to ONNX. Every export is verified against Keras on held-out images; this
-prints, per variant, the median single-image latency of Keras float32 (a traced tf.function; on one thread in a
-child process, and on all threads), LiteRT (1 thread and all threads) and ONNX Runtime
-with ratios to Keras on the same threads in the same run, file sizes, keypoint
-differences to Keras and PCK@0.2 deltas, and checks the mobile goal for the first Edge
-TPU model (int8 under 3 MB, at least 3x faster than Keras float32 on one thread). Writes
-JSON.
+prints, per variant, the median single-image latency of Keras float32 (a traced
+tf.function; on one thread in a child process, and on all threads), LiteRT (1 thread
+and all threads) and ONNX Runtime with ratios to Keras on the same threads in the same
+run, file sizes, keypoint differences to Keras and PCK@0.2 deltas, and checks the mobile
+goal for the first Edge TPU model (int8 under 3 MB, at least 3x faster than Keras float32
+on one thread). Writes JSON.
 
     python benchmarks/export.py [--input-size 192] [--train-steps 200] [--json export.json]
     python benchmarks/export.py --run runs/cpm-mobile runs/deeppose   # trained runs

@@ -11,7 +11,8 @@ and variant).
 
     python benchmarks/learning_curve.py --variant cpm-paper --minutes 60
     python benchmarks/learning_curve.py --plot docs/images/learning_curves.png
-    python benchmarks/learning_curve.py --plot is.png --select cpm-recipe@12000 cpm-recipe-no-is@12000
+    python benchmarks/learning_curve.py --plot is.png \\
+        --select cpm-recipe@12000 cpm-recipe-no-is@12000
 
 The budget is turned into steps once, from the speed of a short timed warm-up on this
 machine, so that the cosine schedule knows its length; ``--steps`` fixes it instead

@@ -42,8 +42,9 @@ def open_run_folder(out_dir: Path, config: RunConfig, resume: bool, *,
     A new run needs a new or empty folder, or the leftovers of a kpose run killed in it
     before its first checkpoint (``killed_run``: the folder held that run's stale lock;
     without it, ``logs/`` and ``checkpoints/`` are someone else's, such as a plain Keras
-    project's, and are refused, not removed); a resumed one needs a committed, intact checkpoint and the
-    same settings apart from ``resumable`` (default :data:`_RESUMABLE_CHANGES`). Only a
+    project's, and are refused, not removed); a resumed one needs a committed, intact
+    checkpoint and the same settings apart from ``resumable`` (default
+    :data:`_RESUMABLE_CHANGES`). Only a
     resume that passes these checks tidies ``checkpoints/`` (temporaries and epoch files
     the manifest does not name); the config is committed with the first checkpoint.
     """
