@@ -73,12 +73,12 @@ VARIANTS = {
     # Warm-up: the rate rises linearly over the first 500 steps, then the cosine.
     "simplebaseline-r18-warmup500": {**_R18, "warmup_steps": 500},
     # Augmentation strength around the default (CPM's: rotation 40 degrees, scale 0.7-1.3):
-    # lighter; half-body crops (HRNet's, p = 0.3) on top of the default; HRNet's ranges.
+    # lighter; HRNet's stronger ranges; half-body crops (HRNet's, p = 0.3) on the default.
     "simplebaseline-r18-aug-light": {**_R18, "augmentation": {"rotation": 20.0,
                                                               "scale": [0.8, 1.2]}},
+    "simplebaseline-r18-aug-strong": {**_R18, "augmentation": {"rotation": 45.0,
+                                                               "scale": [0.65, 1.35]}},
     "simplebaseline-r18-halfbody": {**_R18, "augmentation": {"half_body": 0.3}},
-    "simplebaseline-r18-aug-hrnet": {**_R18, "augmentation": {
-        "rotation": 45.0, "scale": [0.65, 1.35], "half_body": 0.3}},
     # The recipe without intermediate supervision (only the last stage has a loss).
     "cpm-recipe-no-is": {"model": "cpm", "stages": 3, "width": 0.25, "learning_rate": 1e-3,
                          "lr_schedule": "cosine", "sigma": 1.0, "batchnorm": True,
