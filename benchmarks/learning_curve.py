@@ -321,6 +321,7 @@ def train_variant(args, label: str) -> dict:
 def record_run(args, label: str) -> dict:
     """The row of a run folder the ``kpose train`` command trained with the variant's
     options (checked against its ``config.json``)."""
+    from kpose.data.augment import augmentation_from
     from kpose.runs import RunConfig
 
     if not args.steps:
@@ -331,10 +332,11 @@ def record_run(args, label: str) -> dict:
         "model", "input_size", "batch_size", "seed", "width", "backbone", "learning_rate",
         "lr_schedule", "sigma", "teacher", "distill_weight", "init", "warmup_steps",
         "augmentation")}}
-    if given["augmentation"] is not None:  # config.json holds every field, the variant some
-        given["augmentation"] = {k: given["augmentation"][k]
-                                 for k in options.get("augmentation", given["augmentation"])}
-    wrong = {k: (given.get(k), v) for k, v in options.items() if given.get(k) != v}
+    # config.json holds every augmentation field (None: the defaults), a variant some
+    given["augmentation"] = augmentation_from(given["augmentation"])
+    expected = {"warmup_steps": 0, **options,
+                "augmentation": augmentation_from(options.get("augmentation"))}
+    wrong = {k: (given.get(k), v) for k, v in expected.items() if given.get(k) != v}
     if wrong or config.steps_per_epoch != args.eval_every or \
             config.epochs * config.steps_per_epoch != args.steps:
         raise SystemExit(f"{args.record} was not trained as {args.variant} for {args.steps} "

@@ -67,7 +67,6 @@ class Augmentation:
             if getattr(self, name) < 0:
                 raise ValueError(f"Augmentation.{name} must be >= 0, got {getattr(self, name)}")
 
-
     def to_options(self) -> dict:
         """The ranges as plain JSON values (what a run's ``config.json`` records)."""
         options = dataclasses.asdict(self)
@@ -102,9 +101,9 @@ def augmentation_from(value: Augmentation | dict | None) -> Augmentation:
     if unknown:
         raise ValueError(f"augmentation has no field {', '.join(map(str, unknown))}; its "
                          f"fields are {', '.join(known)}")
+    number = (int, float, np.integer, np.floating)
     options = dict(value)
     for name, given in options.items():
-        number = (int, float, np.integer, np.floating)
         if name == "scale":
             if (not isinstance(given, (list, tuple)) or len(given) != 2
                     or not all(isinstance(v, number) and not isinstance(v, bool)
