@@ -115,9 +115,9 @@ def train(model: str | None = None,
         warmup_steps: the rate rises linearly from a thousandth of ``learning_rate`` to it
             over this many first steps (per stage for DeepPose), then follows
             ``lr_schedule`` over the remaining steps; 0 (the default): no warm-up.
-        augmentation: the random ranges of the training crops (:class:`~kpose.data.
-            augment.Augmentation`, or a dict of some of its fields such as
-            ``{"rotation": 30, "scale": [0.75, 1.25], "half_body": 0.3}``); ``None``: the
+        augmentation: the random ranges of the training crops
+            (:class:`~kpose.data.augment.Augmentation`, or a dict of some of its fields such
+            as ``{"rotation": 30, "scale": [0.75, 1.25], "half_body": 0.3}``); ``None``: the
             defaults (CPM's: flip, rotation 40 degrees, scale 0.7-1.3, colour jitter, no
             half-body crops). DeepPose: its stage 1.
         seed: seeds weights, shuffling and augmentation.
