@@ -55,9 +55,10 @@ FRAME_NAMES = {"pixels": "input_pixels", "fraction": "input_fraction"}
 CRITERIA = {"none": ("max_px", 0.01), "onnx": ("max_px", 0.01), "float16": ("max_px", 0.5),
             "dynamic": ("pck_points", 2.0), "int8": ("pck_points", 2.0)}
 RAW_CRITERIA = {"none": 1e-3, "onnx": 1e-3, "float16": 0.05}
-# 2 %: a one-epoch mobile CPM's nearly flat maps showed 4 ties in 272 keypoints (1.5 %)
-# on a correct file; a broken conversion moves most keypoints
-MAX_TIE_FRACTION = 0.02
+# 5 %: a one-epoch mobile CPM's nearly flat maps showed 4 ties in 272 keypoints (1.5 %)
+# on a correct file on one processor (AVX-512), 10 (3.7 %) on another (AVX2 only); a
+# broken conversion moves most keypoints
+MAX_TIE_FRACTION = 0.05
 TIE_SCORE_TOLERANCE = 0.01  # relative to Keras's score
 # Float32 and ONNX on flat maps: a keypoint whose Keras score (its map's peak, where a
 # target peaks at 1) is below SHARP_PEAK has its limit widened by SHARP_PEAK / score, at
