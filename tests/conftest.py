@@ -21,3 +21,21 @@ def realdata() -> Path:
         pytest.skip(f"real sample data not found at {REALDATA} (expected ../shared/realdata "
                     "beside the repository, or set KPOSE_REALDATA)")
     return REALDATA
+
+
+def train_killed_and_resumed(monkeypatch, *args, **kwargs):
+    """``kpose.training.train(*args, **kwargs)`` killed right after its first checkpoint,
+    then resumed to the end; returns the resumed run's model."""
+    from kpose.training import RunCheckpoint, train
+
+    original = RunCheckpoint.on_epoch_end
+
+    def killed_after_first_checkpoint(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", killed_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(*args, **kwargs)
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+    return train(*args, resume=True, **kwargs)[0]

@@ -22,6 +22,8 @@ from kpose.skeletons import COCO_17, LSP_14
 from kpose.training import train
 from kpose.training.cascade import stage_rate
 
+from conftest import train_killed_and_resumed
+
 SMALL = dict(input_size=64, stages=2, width=0.25, batch_size=4, steps_per_epoch=2,
              strategy="default", verbose=0)
 INPUT = 96
@@ -163,25 +165,13 @@ def test_bad_recipe_options_are_refused_before_the_run_folder_exists(option, val
 
 def test_a_killed_run_with_warmup_resumes_onto_the_same_weights(tmp_path, people,
                                                                 monkeypatch):
-    from kpose.training import RunCheckpoint
-
     options = dict(SMALL, learning_rate=1e-2, warmup_steps=3,
                    augmentation={"half_body": 0.5})
     whole, _ = train("cpm", people, out_dir=tmp_path / "whole", epochs=2, **options)
     # After the warm-up: the constant rate, scaled for the batch of 4.
     assert float(np.asarray(whole.optimizer.learning_rate)) == pytest.approx(1e-2 * 4 / 16)
-    original = RunCheckpoint.on_epoch_end
-
-    def killed_after_first_checkpoint(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", killed_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        train("cpm", people, out_dir=tmp_path / "split", epochs=2, **options)
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
-    resumed, _ = train("cpm", people, out_dir=tmp_path / "split", epochs=2, resume=True,
-                       **options)
+    resumed = train_killed_and_resumed(monkeypatch, "cpm", people, out_dir=tmp_path / "split",
+                                       epochs=2, **options)
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
                                    err_msg=a.path)

@@ -18,6 +18,8 @@ from kpose.prediction import predict
 from kpose.skeletons import COCO_17
 from kpose.training import train
 
+from conftest import train_killed_and_resumed
+
 SMALL = dict(input_size=64, stages=2, width=0.25, batch_size=4, steps_per_epoch=2,
              strategy="default", verbose=0)
 
@@ -285,25 +287,13 @@ def test_lsp_spec_first_index_names_the_test_half(tmp_path):
 
 def test_cosine_schedule_decays_and_a_killed_run_resumes_onto_the_same_curve(
         tmp_path, people, monkeypatch):
-    from kpose.training import RunCheckpoint
-
     options = dict(SMALL, lr_schedule="cosine", learning_rate=1e-2)
     whole, _ = train("cpm", people, out_dir=tmp_path / "whole", epochs=2, **options)
     rate = whole.optimizer.learning_rate  # the schedule's value after the last step
     assert float(np.asarray(rate)) < 1e-2 * 0.2
 
-    original = RunCheckpoint.on_epoch_end
-
-    def killed_after_first_checkpoint(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", killed_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        train("cpm", people, out_dir=tmp_path / "split", epochs=2, **options)
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
-    resumed, _ = train("cpm", people, out_dir=tmp_path / "split", epochs=2, resume=True,
-                       **options)
+    resumed = train_killed_and_resumed(monkeypatch, "cpm", people, out_dir=tmp_path / "split",
+                                       epochs=2, **options)
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
                                    err_msg=a.path)
